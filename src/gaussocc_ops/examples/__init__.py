@@ -1,0 +1,1 @@
+"""Reference model assemblies, synthetic scenes and demo entry points."""
