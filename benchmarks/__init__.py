@@ -1,0 +1,1 @@
+"""Kernel micro-benchmarks: ``python -m benchmarks <name> [--device cpu|cuda] ...``."""
