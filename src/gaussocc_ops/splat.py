@@ -111,7 +111,7 @@ def splat(
     out_dtype = dtype
 
     def flat(t, tail):
-        return t.to(dtype).expand(*batch, *tail).reshape(B, *tail)
+        return t.to(dtype).expand(*batch, *tail).reshape(B, *tail).contiguous()
 
     means = flat(gaussians.means, (N, 3))
     quats = flat(gaussians.quats, (N, 4))

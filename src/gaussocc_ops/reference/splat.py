@@ -73,6 +73,8 @@ def project_gaussians(means, quats, scales, viewmats, Ks, width, height, near, f
     c = cov2d[..., 1, 1] + eps2d
     det = a * c - b * b
     valid = in_range & (det > 0)
+    if not ortho:
+        valid = valid & (z > 0)
     det_safe = torch.where(valid, det, torch.ones_like(det))
     conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
     return torch.stack([u, v], -1), conics, z, valid
