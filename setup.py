@@ -42,7 +42,7 @@ def _extension():
         + glob.glob(str(ROOT / "csrc" / "cpu" / "*.cpp"))
     )
     include_dirs = [str(ROOT / "csrc" / "include"), str(ROOT / "csrc")]
-    cxx_flags = ["-O3", "-std=c++17"]
+    cxx_flags = ["-O3", "-std=c++20"]
     if not _with_cuda():
         return CppExtension(
             "gaussocc_ops._C",
