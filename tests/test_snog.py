@@ -22,8 +22,10 @@ def random_candidates(B, T, P, H, W, l, gen, device="cpu"):
     cols = torch.randint(0, W - l + 1, (B, T), generator=gen)
     rows = torch.where(torch.rand(B, T, generator=gen) < 0.2, -1, rows)
     cand = torch.stack((rows, cols), -1).to(torch.int32)
-    return cand.to(device), torch.zeros(B, P, 2, dtype=torch.int32, device=device), torch.zeros(
-        B, dtype=torch.int32, device=device
+    return (
+        cand.to(device),
+        torch.zeros(B, P, 2, dtype=torch.int32, device=device),
+        torch.zeros(B, dtype=torch.int32, device=device),
     )
 
 
@@ -46,11 +48,13 @@ def check_patches(out, H, W, P, l):
     c = out.centers.double().reshape(n_images, P, 2)
     v = out.valid.reshape(n_images, P)
     assert (c[~v] == 0).all()
-    for centers, n in zip(c, v.sum(-1).tolist()):
+    for centers, n in zip(c, v.sum(-1).tolist(), strict=True):
         x = centers[:n]
         top_left = x - l / 2
         assert torch.equal(top_left, top_left.round()), "patches must lie on the pixel grid"
-        assert (top_left >= 0).all() and (x[:, 0] + l / 2 <= W).all() and (x[:, 1] + l / 2 <= H).all()
+        assert (
+            (top_left >= 0).all() and (x[:, 0] + l / 2 <= W).all() and (x[:, 1] + l / 2 <= H).all()
+        )
         d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
         off = ~torch.eye(n, dtype=torch.bool)
         assert (d2[off] >= 2 * l * l).all()
@@ -73,7 +77,9 @@ def test_accept_kernel_matches_reference_loop():
 
 def test_accept_is_greedy_by_hand():
     # l = 2, so candidates closer than sqrt(8) to an accepted one are rejected
-    cand = torch.tensor([[[0, 0], [1, 1], [-1, 5], [2, 2], [0, 3], [5, 5], [9, 9]]], dtype=torch.int32)
+    cand = torch.tensor(
+        [[[0, 0], [1, 1], [-1, 5], [2, 2], [0, 3], [5, 5], [9, 9]]], dtype=torch.int32
+    )
     pos = torch.zeros(1, 3, 2, dtype=torch.int32)
     out_pos, out_cnt = accept_op()(cand, pos, torch.zeros(1, dtype=torch.int32), 2)
     # (1,1): d2 = 2 < 8; (-1,5): outside; (2,2): d2 = 8 ok; (0,3): d2 = 9 to (0,0), 5 to (2,2)
@@ -131,11 +137,19 @@ def test_sampler_properties_and_backends_agree(B, K, H, W, P, l, gamma, tries, s
     for backend in ("cpu", "reference"):
         gen = torch.Generator().manual_seed(seed)
         outs[backend] = go.snog_sample(
-            boxes, areas, (H, W), P, l, background_ratio=gamma, max_tries=tries,
-            generator=gen, valid=valid, backend=backend,
+            boxes,
+            areas,
+            (H, W),
+            P,
+            l,
+            background_ratio=gamma,
+            max_tries=tries,
+            generator=gen,
+            valid=valid,
+            backend=backend,
         )
     check_patches(outs["cpu"], H, W, P, l)
-    for a, b in zip(outs["cpu"], outs["reference"]):
+    for a, b in zip(outs["cpu"], outs["reference"], strict=True):
         assert torch.equal(a, b)
     if l > H or l > W or tries == 0:
         assert (outs["cpu"].count == 0).all()
@@ -145,65 +159,138 @@ def test_same_seed_same_output_and_different_seed_differs():
     boxes, areas, valid = random_instances(4, 6, 96, 160, torch.Generator().manual_seed(0))
 
     def run(seed):
-        return go.snog_sample(boxes, areas, (96, 160), 24, 6, generator=torch.Generator().manual_seed(seed),
-                              valid=valid)
+        return go.snog_sample(
+            boxes,
+            areas,
+            (96, 160),
+            24,
+            6,
+            generator=torch.Generator().manual_seed(seed),
+            valid=valid,
+        )
 
     a, b, c = run(7), run(7), run(8)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a.centers, c.centers)
 
 
 def test_fills_all_patches_when_room_and_stops_when_full():
     boxes = torch.tensor([[[40.0, 30.0, 90.0, 70.0]]]).expand(3, 1, 4)
-    out = go.snog_sample(boxes, torch.full((3, 1), 2000.0), (128, 128), 12, 4,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        torch.full((3, 1), 2000.0),
+        (128, 128),
+        12,
+        4,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.count.tolist() == [12, 12, 12]
     # a 16 x 16 image holds at most two 8 x 8 patches (opposite corners, 8 sqrt(2) apart)
-    small = go.snog_sample(torch.zeros(4, 0, 4), torch.zeros(4, 0), (16, 16), 10, 8,
-                           max_tries=5000, generator=torch.Generator().manual_seed(0))
+    small = go.snog_sample(
+        torch.zeros(4, 0, 4),
+        torch.zeros(4, 0),
+        (16, 16),
+        10,
+        8,
+        max_tries=5000,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert ((small.count >= 1) & (small.count <= 2)).all()
     check_patches(small, 16, 16, 10, 8)
     # an image the size of one patch holds exactly that patch
-    one = go.snog_sample(torch.zeros(2, 0, 4), torch.zeros(2, 0), (8, 8), 10, 8,
-                         generator=torch.Generator().manual_seed(0))
+    one = go.snog_sample(
+        torch.zeros(2, 0, 4),
+        torch.zeros(2, 0),
+        (8, 8),
+        10,
+        8,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert one.count.tolist() == [1, 1] and one.centers[:, 0].tolist() == [[4.0, 4.0]] * 2
 
 
 def test_leading_batch_dims_and_dtypes():
     boxes, areas, valid = random_instances(6, 3, 40, 50, torch.Generator().manual_seed(5))
-    flat = go.snog_sample(boxes, areas, (40, 50), 5, 4, valid=valid, generator=torch.Generator().manual_seed(1))
-    nested = go.snog_sample(boxes.reshape(2, 3, 3, 4), areas.reshape(2, 3, 3), (40, 50), 5, 4,
-                            valid=valid.reshape(2, 3, 3), generator=torch.Generator().manual_seed(1))
+    flat = go.snog_sample(
+        boxes, areas, (40, 50), 5, 4, valid=valid, generator=torch.Generator().manual_seed(1)
+    )
+    nested = go.snog_sample(
+        boxes.reshape(2, 3, 3, 4),
+        areas.reshape(2, 3, 3),
+        (40, 50),
+        5,
+        4,
+        valid=valid.reshape(2, 3, 3),
+        generator=torch.Generator().manual_seed(1),
+    )
     assert nested.centers.shape == (2, 3, 5, 2) and nested.count.shape == (2, 3)
     assert torch.equal(nested.centers.reshape(6, 5, 2), flat.centers)
     assert flat.centers.dtype == torch.float32
-    half = go.snog_sample(boxes.half(), areas.long(), (40, 50), 5, 4, valid=valid,
-                          generator=torch.Generator().manual_seed(1))
+    half = go.snog_sample(
+        boxes.half(),
+        areas.long(),
+        (40, 50),
+        5,
+        4,
+        valid=valid,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert half.centers.dtype == torch.float32
-    dbl = go.snog_sample(boxes.double(), areas, (40, 50), 5, 4, valid=valid,
-                         generator=torch.Generator().manual_seed(1))
+    dbl = go.snog_sample(
+        boxes.double(),
+        areas,
+        (40, 50),
+        5,
+        4,
+        valid=valid,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert dbl.centers.dtype == torch.float64
 
 
 def test_degenerate_instances_never_nan():
     # one-pixel boxes, zero-size boxes, area 0 and area 1: finite outputs, patches still drawn
-    boxes = torch.tensor([[[10.0, 10.0, 11.0, 11.0], [20.0, 5.0, 20.0, 5.0], [0.0, 0.0, 64.0, 48.0]]])
+    boxes = torch.tensor(
+        [[[10.0, 10.0, 11.0, 11.0], [20.0, 5.0, 20.0, 5.0], [0.0, 0.0, 64.0, 48.0]]]
+    )
     areas = torch.tensor([[1.0, 0.0, 1.0]])
-    out = go.snog_sample(boxes, areas, (48, 64), 8, 4, background_ratio=0.0,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        areas,
+        (48, 64),
+        8,
+        4,
+        background_ratio=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.isfinite(out.centers).all() and int(out.count) >= 1
     check_patches(out, 48, 64, 8, 4)
     # all areas zero and gamma = 0: uniform fallback instead of NaN weights
-    zero = go.snog_sample(boxes, torch.zeros(1, 3), (48, 64), 8, 4, background_ratio=0.0,
-                          generator=torch.Generator().manual_seed(0))
+    zero = go.snog_sample(
+        boxes,
+        torch.zeros(1, 3),
+        (48, 64),
+        8,
+        4,
+        background_ratio=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert int(zero.count) == 8
 
 
 def test_one_pixel_instance_gets_its_own_patches():
     # gamma = 0, areas 1 and 0: the one-pixel instance at (x, y) = (30.5, 20.5) takes everything
     boxes = torch.tensor([[[30.0, 20.0, 31.0, 21.0], [2.0, 2.0, 60.0, 40.0]]])
-    out = go.snog_sample(boxes, torch.tensor([[1.0, 0.0]]), (48, 64), 4, 3, background_ratio=0.0,
-                         max_tries=50, generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        torch.tensor([[1.0, 0.0]]),
+        (48, 64),
+        4,
+        3,
+        background_ratio=0.0,
+        max_tries=50,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert int(out.count) == 1  # every later candidate lands on the same patch
     assert (out.centers[0, 0] - torch.tensor([30.5, 20.5])).abs().max() <= 0.5
 
@@ -212,8 +299,15 @@ def test_one_instance_gamma0_about_91_percent_inside_box():
     # sigma = half-size / 2 per axis: P(|z| < 2)^2 = 0.9545^2 = 0.911 inside the box
     N = 3000
     box = torch.tensor([150.0, 100.0, 250.0, 160.0])
-    out = go.snog_sample(box.expand(N, 1, 4), torch.full((N, 1), 5000.0), (260, 400), 1, 2,
-                         background_ratio=0.0, generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        box.expand(N, 1, 4),
+        torch.full((N, 1), 5000.0),
+        (260, 400),
+        1,
+        2,
+        background_ratio=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (out.count == 1).all()
     x, y = out.centers[:, 0].unbind(-1)
     inside = ((x >= 150) & (x <= 250) & (y >= 100) & (y <= 160)).double().mean().item()
@@ -227,8 +321,15 @@ def test_gamma1_is_uniform_chi_square():
     # 60 x 100 possible top-left corners, binned 4 x 5: 20 equiprobable cells
     N, H, W, l = 3000, 67, 107, 8
     boxes = torch.tensor([[10.0, 10.0, 30.0, 30.0]]).expand(N, 1, 4)
-    out = go.snog_sample(boxes, torch.full((N, 1), 400.0), (H, W), 1, l, background_ratio=1.0,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        torch.full((N, 1), 400.0),
+        (H, W),
+        1,
+        l,
+        background_ratio=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     top_left = (out.centers[:, 0] - l / 2).long()
     cell = (top_left[:, 1] // 15) * 5 + top_left[:, 0] // 20
     counts = torch.bincount(cell, minlength=20).double()
@@ -243,10 +344,19 @@ def test_mixture_weights_follow_log_area():
     # three far-apart boxes; gamma = 0; the first patch of each image comes from instance k
     # with probability log(1 + s_k) / sum_j log(1 + s_j)
     N = 3000
-    boxes = torch.tensor([[20.0, 20.0, 40.0, 40.0], [120.0, 20.0, 140.0, 40.0], [220.0, 20.0, 240.0, 40.0]])
+    boxes = torch.tensor(
+        [[20.0, 20.0, 40.0, 40.0], [120.0, 20.0, 140.0, 40.0], [220.0, 20.0, 240.0, 40.0]]
+    )
     areas = torch.tensor([3.0, 300.0, 30000.0])
-    out = go.snog_sample(boxes.expand(N, 3, 4), areas.expand(N, 3), (64, 264), 1, 2, background_ratio=0.0,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes.expand(N, 3, 4),
+        areas.expand(N, 3),
+        (64, 264),
+        1,
+        2,
+        background_ratio=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     which = torch.bucketize(out.centers[:, 0, 0], torch.tensor([80.0, 180.0]))
     counts = torch.bincount(which, minlength=3).double()
     pi = torch.log1p(areas.double())
@@ -261,8 +371,16 @@ def test_valid_mask_drops_instances():
     boxes = torch.tensor([[[10.0, 10.0, 20.0, 20.0], [200.0, 10.0, 210.0, 20.0]]]).expand(200, 2, 4)
     areas = torch.full((200, 2), 100.0)
     valid = torch.tensor([True, False]).expand(200, 2)
-    out = go.snog_sample(boxes, areas, (64, 256), 1, 2, background_ratio=0.0, valid=valid,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        areas,
+        (64, 256),
+        1,
+        2,
+        background_ratio=0.0,
+        valid=valid,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (out.centers[:, 0, 0] < 40).all()
 
 
@@ -305,16 +423,30 @@ def test_bad_inputs_raise_clear_errors():
         go.snog_sample(boxes, areas, (64, 64), 4, 4, backend="cuda")
     # invalid (padding) boxes may hold anything
     pad = torch.tensor([[[10.0, 10.0, 20.0, 20.0], [float("nan"), 0.0, -5.0, 0.0]]])
-    out = go.snog_sample(pad, torch.tensor([[50.0, -1.0]]), (64, 64), 4, 4,
-                         valid=torch.tensor([[True, False]]), generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        pad,
+        torch.tensor([[50.0, -1.0]]),
+        (64, 64),
+        4,
+        4,
+        valid=torch.tensor([[True, False]]),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert int(out.count) == 4
 
 
 def test_boxes_partly_outside_are_clipped():
     # the box reaches past the right edge; after clipping it is [96, 128] x [0, 32]
     boxes = torch.tensor([[96.0, 0.0, 200.0, 32.0]]).expand(500, 1, 4)
-    out = go.snog_sample(boxes, torch.full((500, 1), 900.0), (64, 128), 1, 2, background_ratio=0.0,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        boxes,
+        torch.full((500, 1), 900.0),
+        (64, 128),
+        1,
+        2,
+        background_ratio=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     x = out.centers[:, 0, 0]
     assert (out.count == 1).all() and abs(x.mean().item() - 112) < 1.5
 
@@ -323,17 +455,25 @@ def test_boxes_partly_outside_are_clipped():
 
 
 def test_patch_pixels_cover_exactly_the_patches():
-    out = go.snog_sample(torch.zeros(2, 0, 4), torch.zeros(2, 0), (20, 30), 5, 3,
-                         generator=torch.Generator().manual_seed(0))
+    out = go.snog_sample(
+        torch.zeros(2, 0, 4),
+        torch.zeros(2, 0),
+        (20, 30),
+        5,
+        3,
+        generator=torch.Generator().manual_seed(0),
+    )
     px = go.patch_pixels(out.centers, 3, (20, 30), out.valid)
     for b in range(2):
         hit = torch.zeros(20, 30, dtype=torch.long)
         for p in range(int(out.count[b])):
             x, y = out.centers[b, p].tolist()
             r0, c0 = int(y - 1.5), int(x - 1.5)
-            hit[r0:r0 + 3, c0:c0 + 3] += 1
-            assert torch.equal(px.index[b, p].flatten().sort().values,
-                               torch.tensor([r * 30 + c for r in range(r0, r0 + 3) for c in range(c0, c0 + 3)]))
+            hit[r0 : r0 + 3, c0 : c0 + 3] += 1
+            assert torch.equal(
+                px.index[b, p].flatten().sort().values,
+                torch.tensor([r * 30 + c for r in range(r0, r0 + 3) for c in range(c0, c0 + 3)]),
+            )
         assert hit.max() <= 1  # non-overlapping
         flat = px.index[b][out.valid[b]].flatten()
         assert torch.equal(torch.bincount(flat, minlength=600).reshape(20, 30), hit)
@@ -350,7 +490,9 @@ def test_patch_rays_unproject_to_pixels():
     uv = torch.rand(2, 4, 3, 3, 2, generator=gen, dtype=torch.float64) * 50
     d = go.patch_rays(uv, Ks)
     reproj = torch.einsum("bij,bpqrj->bpqri", Ks.double(), d)
-    assert torch.allclose(reproj[..., :2], uv, atol=1e-9) and torch.allclose(reproj[..., 2], torch.ones(()).double())
+    assert torch.allclose(reproj[..., :2], uv, atol=1e-9) and torch.allclose(
+        reproj[..., 2], torch.ones(()).double()
+    )
     unit = go.patch_rays(uv, Ks, normalize=True)
     assert torch.allclose(unit.norm(dim=-1), torch.ones(()).double())
     assert torch.allclose(unit * d.norm(dim=-1, keepdim=True), d)
@@ -364,12 +506,18 @@ def test_patch_rays_unproject_to_pixels():
 @requires_cuda
 def test_cuda_accept_matches_cpu():
     gen = torch.Generator().manual_seed(9)
-    for B, T, P, H, W, l in [(37, 500, 64, 96, 320, 8), (5, 80, 200, 30, 30, 2), (0, 10, 4, 9, 9, 3)]:
+    for B, T, P, H, W, l in [
+        (37, 500, 64, 96, 320, 8),
+        (5, 80, 200, 30, 30, 2),
+        (0, 10, 4, 9, 9, 3),
+    ]:
         cand, pos, cnt = random_candidates(B, T, P, H, W, l, gen)
         cpu = accept_op()(cand, pos, cnt, l)
         gpu = accept_op()(cand.cuda(), pos.cuda(), cnt.cuda(), l)
         assert torch.equal(cpu[0], gpu[0].cpu()) and torch.equal(cpu[1], gpu[1].cpu())
-    torch.library.opcheck(torch.ops.gaussocc.snog_accept.default, (cand.cuda(), pos.cuda(), cnt.cuda(), l))
+    torch.library.opcheck(
+        torch.ops.gaussocc.snog_accept.default, (cand.cuda(), pos.cuda(), cnt.cuda(), l)
+    )
 
 
 @requires_cuda
@@ -377,11 +525,14 @@ def test_cuda_sampler_matches_reference_and_is_reproducible():
     boxes, areas, valid = random_instances(8, 20, 192, 640, torch.Generator().manual_seed(0))
     args = (boxes.cuda(), areas.cuda(), (192, 640), 64, 8)
     outs = [
-        go.snog_sample(*args, valid=valid.cuda(), backend=backend,
-                       generator=torch.Generator("cuda").manual_seed(3))
+        go.snog_sample(
+            *args,
+            valid=valid.cuda(),
+            backend=backend,
+            generator=torch.Generator("cuda").manual_seed(3),
+        )
         for backend in ("cuda", "reference", "cuda")
     ]
-    for a, b, c in zip(*outs):
+    for a, b, c in zip(*outs, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
     check_patches(go.SnogSamples(*(t.cpu() for t in outs[0])), 192, 640, 64, 8)
-

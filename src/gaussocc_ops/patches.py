@@ -74,7 +74,8 @@ def patch_pixels(
         check_tensor("valid", valid)
         if valid.dtype != torch.bool or valid.shape != centers.shape[:-1]:
             raise ValueError(
-                f"valid must be a bool tensor of shape {tuple(centers.shape[:-1])}, got {describe(valid)}"
+                f"valid must be a bool tensor of shape {tuple(centers.shape[:-1])}, "
+                f"got {describe(valid)}"
             )
         if valid.device != centers.device:
             raise ValueError(f"valid is on {valid.device} but centers is on {centers.device}")
@@ -135,9 +136,11 @@ def patch_rays(uv: torch.Tensor, Ks: torch.Tensor, *, normalize: bool = False) -
     if K.numel() and bool((K[..., 0, 0] * K[..., 1, 1] == 0).any()):
         raise ValueError("Ks must be invertible: fx and fy must be non-zero")
     expected = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=K.device)
-    if K.numel() and not (bool((K[..., 1, 0] == 0).all()) and bool((K[..., 2, :] == expected).all())):
+    if K.numel() and not (
+        bool((K[..., 1, 0] == 0).all()) and bool((K[..., 2, :] == expected).all())
+    ):
         raise ValueError("Ks must be upper-triangular intrinsics with last row [0, 0, 1]")
-    per_image = uv.shape[len(batch):-1].numel()
+    per_image = uv.shape[len(batch) : -1].numel()
     flat = uv.to(dtype).reshape(batch.numel(), per_image, 2)
     K = K.reshape(-1, 1, 3, 3)
     fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]

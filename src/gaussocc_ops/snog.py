@@ -107,7 +107,9 @@ def snog_sample(
     positions = torch.zeros(B, P, 2, dtype=torch.int32, device=device)
     count = torch.zeros(B, dtype=torch.int32, device=device)
     if B > 0 and P > 0 and l <= H and l <= W:
-        mixture = _mixture(boxes.reshape(B, K, 4), areas.reshape(B, K), mask.reshape(B, K), H, W, gamma)
+        mixture = _mixture(
+            boxes.reshape(B, K, 4), areas.reshape(B, K), mask.reshape(B, K), H, W, gamma
+        )
         chunk = max(MIN_CHUNK, 4 * P)
         used = 0
         while used < tries:
@@ -136,7 +138,9 @@ class _Mixture(NamedTuple):
 
 def _mixture(boxes, areas, mask, H, W, gamma) -> _Mixture:
     """Weights, means and standard deviations of the mixture of every image, in float64."""
-    b = torch.where(mask[..., None], boxes.double(), torch.zeros((), dtype=torch.float64, device=boxes.device))
+    b = torch.where(
+        mask[..., None], boxes.double(), torch.zeros((), dtype=torch.float64, device=boxes.device)
+    )
     x0, x1 = b[..., 0].clamp(0, W), b[..., 2].clamp(0, W)
     y0, y1 = b[..., 1].clamp(0, H), b[..., 3].clamp(0, H)
     mu = torch.stack(((y0 + y1) / 2, (x0 + x1) / 2), dim=-1)
@@ -155,7 +159,9 @@ def _mixture(boxes, areas, mask, H, W, gamma) -> _Mixture:
     )
 
 
-def _draw_candidates(mixture: _Mixture, size: int, H: int, W: int, l: int, generator) -> torch.Tensor:
+def _draw_candidates(
+    mixture: _Mixture, size: int, H: int, W: int, l: int, generator
+) -> torch.Tensor:
     """``[B, size, 2]`` int32 candidate top-left corners ``(row, col)``, ``-1`` when outside."""
     B = mixture.cdf.shape[0]
     opts = {"dtype": torch.float64, "device": mixture.cdf.device, "generator": generator}
@@ -180,7 +186,9 @@ def _image_size(image_size) -> tuple[int, int]:
         raise ValueError(f"image_size must be (H, W), height first, got {image_size!r}") from None
     for name, v in (("H", H), ("W", W)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"image_size must be two positive ints (H, W), got {image_size!r} ({name} = {v!r})")
+            raise ValueError(
+                f"image_size must be two positive ints (H, W), got {image_size!r} ({name} = {v!r})"
+            )
     return H, W
 
 
@@ -207,7 +215,9 @@ def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
     shape = boxes.shape[:-1]
     check_tensor("areas", areas)
     if areas.shape != shape:
-        raise ValueError(f"areas must have shape {tuple(shape)} to match boxes, got {describe(areas)}")
+        raise ValueError(
+            f"areas must have shape {tuple(shape)} to match boxes, got {describe(areas)}"
+        )
     if areas.dtype == torch.bool or areas.is_complex():
         raise TypeError(f"areas must be a real float or integer tensor, got {describe(areas)}")
     if valid is None:
@@ -215,7 +225,9 @@ def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
     else:
         check_tensor("valid", valid)
         if valid.dtype != torch.bool or valid.shape != shape:
-            raise ValueError(f"valid must be a bool tensor of shape {tuple(shape)}, got {describe(valid)}")
+            raise ValueError(
+                f"valid must be a bool tensor of shape {tuple(shape)}, got {describe(valid)}"
+            )
         mask = valid
     for name, t in (("areas", areas), ("valid", mask)):
         if t.device != boxes.device:
@@ -233,13 +245,17 @@ def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
     if bool(((x1 < x0) | (y1 < y0)).any()):
         raise ValueError("boxes must be (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1")
     if bool(((x1 < 0) | (y1 < 0) | (x0 > W) | (y0 > H)).any()):
-        raise ValueError(f"boxes must touch the image [0, {W}] x [0, {H}] (W x H); some lie outside it")
+        raise ValueError(
+            f"boxes must touch the image [0, {W}] x [0, {H}] (W x H); some lie outside it"
+        )
     return mask
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}")
+        raise ValueError(
+            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
+        )
     if backend == "auto":
         if _ext.kernel_available("snog_accept", device):
             return "cpu" if device.type == "cpu" else "cuda"
@@ -249,9 +265,10 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         if device.type != backend:
             raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
         if not _ext.kernel_available("snog_accept", device):
+            reason = _ext.build_info()["error"] or "no such kernel"
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
+                f"compiled (gaussocc_ops.build_info(): {reason})"
             )
     return backend
 
