@@ -340,6 +340,23 @@ def test_gamma1_is_uniform_chi_square():
     assert counts.max().item() < 2 * expected
 
 
+def test_gamma1_reaches_every_patch_position():
+    # 9 x 11 top-left corners, ~30 draws each: every one, the borders included, must appear
+    N, H, W, l = 3000, 12, 14, 4
+    out = go.snog_sample(
+        torch.zeros(N, 0, 4),
+        torch.zeros(N, 0),
+        (H, W),
+        1,
+        l,
+        generator=torch.Generator().manual_seed(0),
+    )
+    top_left = (out.centers[:, 0] - l / 2).long()
+    seen = torch.zeros(H - l + 1, W - l + 1, dtype=torch.bool)
+    seen[top_left[:, 1], top_left[:, 0]] = True
+    assert seen.all()
+
+
 def test_mixture_weights_follow_log_area():
     # three far-apart boxes; gamma = 0; the first patch of each image comes from instance k
     # with probability log(1 + s_k) / sum_j log(1 + s_j)
