@@ -380,8 +380,9 @@ def test_mixture_weights_follow_log_area():
     pi = pi / pi.sum()
     chi2 = ((counts - N * pi) ** 2 / (N * pi)).sum().item()
     assert chi2 < CHI2_999[2]
-    # larger instances get more, but the smallest (area 3) is far from 0 (~12%)
-    assert counts[0] < counts[1] < counts[2] and counts[0] > 0.08 * N
+    # larger instances get more, but the smallest (area 3) is far from 0: ~8%
+    # (area-proportional weights would give it 0.01%)
+    assert counts[0] < counts[1] < counts[2] and counts[0] > 0.05 * N
 
 
 def test_valid_mask_drops_instances():
