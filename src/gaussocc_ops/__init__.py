@@ -7,6 +7,8 @@ occupancy prediction.
 
 from gaussocc_ops import cameras
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.patches import PatchPixels, patch_pixels, patch_rays
+from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
@@ -15,9 +17,14 @@ __version__ = "0.1.0"
 __all__ = [
     "Cameras",
     "Gaussians",
+    "PatchPixels",
+    "SnogSamples",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "patch_pixels",
+    "patch_rays",
+    "snog_sample",
     "splat",
 ]

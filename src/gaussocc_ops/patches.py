@@ -1,0 +1,153 @@
+"""Pixels and camera rays of square image patches (e.g. those drawn by ``snog_sample``)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
+
+
+class PatchPixels(NamedTuple):
+    """The ``l x l`` pixels of ``P`` patches per image.
+
+    rows, cols: ``[..., P, l, l]`` int64 pixel row and column (``rows[..., p, i, j]`` is row
+        ``row0 + i``, ``cols[..., p, i, j]`` column ``col0 + j``).
+    index: ``[..., P, l, l]`` int64 flat index ``row * W + col`` into an image flattened over
+        ``(H, W)``.
+    uv: ``[..., P, l, l, 2]`` pixel centres ``(x, y) = (col + 0.5, row + 0.5)``, the points to
+        unproject for rays (see :func:`patch_rays`).
+
+    Invalid patches map every entry to pixel ``(0, 0)``; mask them with the sampler's ``valid``.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    index: torch.Tensor
+    uv: torch.Tensor
+
+
+def patch_pixels(
+    centers: torch.Tensor,
+    patch_size: int,
+    image_size: tuple[int, int],
+    valid: torch.Tensor | None = None,
+) -> PatchPixels:
+    """Pixels covered by the ``l x l`` patches centred at ``centers``.
+
+    The patch of centre ``(x, y)`` has top-left pixel ``(row0, col0) = (floor(y - l/2 + 1/2),
+    floor(x - l/2 + 1/2))`` (exact for the grid-aligned centres of ``snog_sample``; other centres
+    snap to the nearest grid patch) and covers rows ``row0 .. row0 + l - 1``, columns
+    ``col0 .. col0 + l - 1``.
+
+    Args:
+        centers: ``[..., P, 2]`` patch centres ``(x, y)`` in pixels.
+        patch_size: ``l``, patch edge in pixels.
+        image_size: ``(H, W)``, height first.
+        valid: optional ``[..., P]`` bool mask; only valid patches must lie inside the image.
+
+    Returns:
+        :class:`PatchPixels` ``(rows, cols, index [..., P, l, l], uv [..., P, l, l, 2])``.
+
+    Raises:
+        ValueError: when a (valid) patch reaches outside the image.
+
+    Example:
+        >>> px = patch_pixels(torch.tensor([[5., 3.]]), 2, (6, 8))
+        >>> px.rows[0].tolist(), px.cols[0].tolist(), px.index[0].tolist()
+        ([[2, 2], [3, 3]], [[4, 5], [4, 5]], [[20, 21], [28, 29]])
+    """
+    check_tensor("centers", centers, min_dim=2, last=(2,))
+    check_float("centers", centers)
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    try:
+        H, W = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be (H, W), height first, got {image_size!r}") from None
+    if H <= 0 or W <= 0:
+        raise ValueError(f"image_size must be two positive ints (H, W), got {image_size!r}")
+    if valid is None:
+        valid = torch.ones(centers.shape[:-1], dtype=torch.bool, device=centers.device)
+    else:
+        check_tensor("valid", valid)
+        if valid.dtype != torch.bool or valid.shape != centers.shape[:-1]:
+            raise ValueError(
+                f"valid must be a bool tensor of shape {tuple(centers.shape[:-1])}, "
+                f"got {describe(valid)}"
+            )
+        if valid.device != centers.device:
+            raise ValueError(f"valid is on {valid.device} but centers is on {centers.device}")
+    l = patch_size
+    top_left = torch.floor(centers.double() + (1 - l) / 2)
+    if not bool(torch.isfinite(top_left[valid]).all()):
+        raise ValueError("centers of valid patches contain NaN or Inf values")
+    limit = torch.tensor([W - l, H - l], dtype=torch.float64, device=centers.device)
+    outside = ((top_left < 0) | (top_left > limit)).any(-1) & valid
+    if bool(outside.any()):
+        raise ValueError(
+            f"{int(outside.sum())} patch(es) of size {l} reach outside the {H} x {W} (H x W) image"
+        )
+    top_left = torch.where(valid[..., None], top_left, 0.0).long()
+    offsets = torch.arange(l, device=centers.device)
+    ones = torch.ones(l, dtype=torch.long, device=centers.device)
+    rows = top_left[..., 1, None, None] + offsets[:, None] * ones
+    cols = top_left[..., 0, None, None] + ones[:, None] * offsets
+    rows = torch.where(valid[..., None, None], rows, 0)
+    cols = torch.where(valid[..., None, None], cols, 0)
+    uv = torch.stack((cols, rows), dim=-1).to(compute_dtype(centers)) + 0.5
+    return PatchPixels(rows, cols, rows * W + cols, uv)
+
+
+def patch_rays(uv: torch.Tensor, Ks: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+    """Camera-frame ray directions ``d = K^-1 (u, v, 1)`` through pixel positions.
+
+    ``d`` has ``z = 1``, so the point at depth ``z`` is ``z d`` and the distance along the ray is
+    ``z ||d||`` (vipocc Eq. 10); ``normalize=True`` returns unit vectors instead.
+
+    Args:
+        uv: ``[*batch, ..., 2]`` pixel positions ``(x, y)``, e.g. ``patch_pixels(...).uv``.
+        Ks: ``[*batch, 3, 3]`` intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` (OpenCV);
+            ``*batch`` are the leading dims of ``uv``.
+        normalize: return unit-length directions.
+
+    Returns:
+        ``[*batch, ..., 3]`` directions in the camera frame (x right, y down, z forward).
+
+    Example:
+        >>> K = torch.tensor([[100., 0, 32], [0, 100., 24], [0, 0, 1]])
+        >>> patch_rays(torch.tensor([[132., 24.]]), K).tolist()
+        [[1.0, 0.0, 1.0]]
+    """
+    check_tensor("uv", uv, min_dim=1, last=(2,))
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_float("uv", uv)
+    check_float("Ks", Ks)
+    if Ks.device != uv.device:
+        raise ValueError(f"Ks is on {Ks.device} but uv is on {uv.device}")
+    batch = Ks.shape[:-2]
+    if uv.dim() - 1 < len(batch) or uv.shape[: len(batch)] != batch:
+        raise ValueError(
+            f"Ks batch dims {tuple(batch)} must be the leading dims of uv, got {describe(uv)}"
+        )
+    dtype = compute_dtype(uv, Ks)
+    K = Ks.to(dtype)
+    if K.numel() and bool((K[..., 0, 0] * K[..., 1, 1] == 0).any()):
+        raise ValueError("Ks must be invertible: fx and fy must be non-zero")
+    expected = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=K.device)
+    if K.numel() and not (
+        bool((K[..., 1, 0] == 0).all()) and bool((K[..., 2, :] == expected).all())
+    ):
+        raise ValueError("Ks must be upper-triangular intrinsics with last row [0, 0, 1]")
+    per_image = uv.shape[len(batch) : -1].numel()
+    flat = uv.to(dtype).reshape(batch.numel(), per_image, 2)
+    K = K.reshape(-1, 1, 3, 3)
+    fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
+    fy, cy = K[..., 1, 1], K[..., 1, 2]
+    y = (flat[..., 1] - cy) / fy
+    x = (flat[..., 0] - cx - skew * y) / fx
+    dirs = torch.stack((x, y, torch.ones_like(x)), dim=-1)
+    if normalize:
+        dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    return dirs.reshape(*uv.shape[:-1], 3)
