@@ -7,6 +7,7 @@ occupancy prediction.
 
 from gaussocc_ops import cameras
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.radius import RadiusNeighbors, radius_neighbors
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
@@ -15,9 +16,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Cameras",
     "Gaussians",
+    "RadiusNeighbors",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "radius_neighbors",
     "splat",
 ]
