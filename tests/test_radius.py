@@ -18,7 +18,9 @@ def _loop(queries, points, radius, k):
     """Independent oracle for exactly representable inputs: Python floats, one pair at a time."""
     out = []
     for q in queries.tolist():
-        hits = sorted((math.dist(q, p), j) for j, p in enumerate(points.tolist()) if math.dist(q, p) <= radius)
+        hits = sorted(
+            (math.dist(q, p), j) for j, p in enumerate(points.tolist()) if math.dist(q, p) <= radius
+        )
         out.append(hits[:k])
     return out
 
@@ -58,8 +60,10 @@ def _cloud(draw_seed, n, kind, dtype=torch.float32):
 def test_cpu_matches_brute_force(seed, m, n, k, radius, kind):
     points = _cloud(seed, n, kind)
     queries = torch.cat([_cloud(seed + 1, m, kind), points[: m // 2]])
-    _assert_same(_cpu(queries, points, radius, k), go.radius_neighbors(queries, points, radius, k,
-                                                                        backend="reference"))
+    _assert_same(
+        _cpu(queries, points, radius, k),
+        go.radius_neighbors(queries, points, radius, k, backend="reference"),
+    )
 
 
 def test_lattice_against_python_loop():
@@ -72,9 +76,12 @@ def test_lattice_against_python_loop():
             want_idx = [j for _, j in hits] + [-1] * (k - len(hits))
             assert out.indices[row].tolist() == want_idx
             torch.testing.assert_close(
-                out.distances[row, : len(hits)], torch.tensor([d for d, _ in hits]), rtol=1e-6, atol=0
+                out.distances[row, : len(hits)],
+                torch.tensor([d for d, _ in hits]),
+                rtol=1e-6,
+                atol=0,
             )
-            assert torch.isinf(out.distances[row, len(hits):]).all()
+            assert torch.isinf(out.distances[row, len(hits) :]).all()
 
 
 def test_radius_zero_finds_exact_duplicates_in_index_order():
@@ -171,14 +178,23 @@ def test_opcheck():
         ({"max_neighbors": -1}, ValueError, "max_neighbors must be an int >= 0"),
         ({"max_neighbors": 2.0}, ValueError, "max_neighbors must be an int >= 0"),
         ({"cell_size": 0.0}, ValueError, "cell_size must be finite and > 0"),
-        ({"points": torch.rand(3, 5, 3), "queries": torch.rand(2, 4, 3)}, ValueError, "do not broadcast"),
+        (
+            {"points": torch.rand(3, 5, 3), "queries": torch.rand(2, 4, 3)},
+            ValueError,
+            "do not broadcast",
+        ),
         ({"points": torch.tensor([[0.0, float("nan"), 0.0]])}, ValueError, "points contains NaN"),
         ({"backend": "gpu"}, ValueError, "backend must be one of"),
         ({"backend": "cuda"}, ValueError, "needs tensors on cuda"),
     ],
 )
 def test_validation(kwargs, err, match):
-    args = {"queries": torch.rand(4, 3), "points": torch.rand(5, 3), "radius": 0.5, "max_neighbors": 2}
+    args = {
+        "queries": torch.rand(4, 3),
+        "points": torch.rand(5, 3),
+        "radius": 0.5,
+        "max_neighbors": 2,
+    }
     args.update(kwargs)
     with pytest.raises(err, match=match):
         go.radius_neighbors(**args)
@@ -189,7 +205,9 @@ def test_validation(kwargs, err, match):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_matches_cpu(kind, dtype):
     points = torch.stack([_cloud(s, 3000, kind, dtype) for s in (10, 11)])
-    queries = torch.stack([torch.cat([_cloud(s, 500, kind, dtype), points[i, :100]]) for i, s in enumerate((12, 13))])
+    queries = torch.stack(
+        [torch.cat([_cloud(s, 500, kind, dtype), points[i, :100]]) for i, s in enumerate((12, 13))]
+    )
     for radius, k in [(0.0, 4), (0.25, 8), (0.5, 32)]:
         cpu = _cpu(queries, points, radius, k)
         cuda = go.radius_neighbors(queries.cuda(), points.cuda(), radius, k, backend="cuda")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from gaussocc_ops._checks import check_float, check_same_device, check_tensor, compute_dtype, describe
+from gaussocc_ops._checks import (
+    check_float,
+    check_same_device,
+    check_tensor,
+    compute_dtype,
+    describe,
+)
 
 
 def hybrid_confidence(
@@ -59,11 +65,15 @@ def hybrid_confidence(
             f"d_proj ({describe(d_proj)}) and d_pred ({describe(d_pred)}) do not broadcast"
         ) from None
     if logits.shape[:-1] != shape or logits.shape[-1] < 1:
-        raise ValueError(f"logits must have shape {tuple(shape) + ('C',)} with C >= 1, got {describe(logits)}")
+        raise ValueError(
+            f"logits must have shape {tuple(shape) + ('C',)} with C >= 1, got {describe(logits)}"
+        )
     if visible is not None:
         check_tensor("visible", visible)
         if visible.dtype != torch.bool or visible.shape != shape:
-            raise ValueError(f"visible must be a bool tensor of shape {tuple(shape)}, got {describe(visible)}")
+            raise ValueError(
+                f"visible must be a bool tensor of shape {tuple(shape)}, got {describe(visible)}"
+            )
     for name, value in (("sigma_geo", sigma_geo), ("temperature", temperature)):
         if not float(value) > 0 or float(value) == float("inf"):
             raise ValueError(f"{name} must be finite and > 0, got {value}")

@@ -14,9 +14,29 @@ from gaussocc_ops.reference.splat import quat_to_rotmat
 from gaussocc_ops.types import Gaussians
 
 FusionMode = Literal["gpocc", "sgr"]
-_STATE = ("means", "scales", "quats", "opacities", "features", "confidence", "observations", "last_seen")
-_CONFIG = ("radius", "gamma", "max_neighbors", "max_size", "cell_size", "mode", "sigma_geo",
-           "temperature", "tau_min", "tau_max", "min_confidence")
+_STATE = (
+    "means",
+    "scales",
+    "quats",
+    "opacities",
+    "features",
+    "confidence",
+    "observations",
+    "last_seen",
+)
+_CONFIG = (
+    "radius",
+    "gamma",
+    "max_neighbors",
+    "max_size",
+    "cell_size",
+    "mode",
+    "sigma_geo",
+    "temperature",
+    "tau_min",
+    "tau_max",
+    "min_confidence",
+)
 
 
 class InsertResult(NamedTuple):
@@ -32,12 +52,15 @@ def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product ``a b`` of ``[..., 4]`` quaternions ``(w, x, y, z)``."""
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], dim=-1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        dim=-1,
+    )
 
 
 def rotmat_to_quat(R: torch.Tensor) -> torch.Tensor:
@@ -50,16 +73,20 @@ def rotmat_to_quat(R: torch.Tensor) -> torch.Tensor:
     m00, m10, m20 = m[0].unbind(-1)
     m01, m11, m21 = m[1].unbind(-1)
     m02, m12, m22 = m[2].unbind(-1)
-    squares = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
-                           1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    squares = torch.stack(
+        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1
+    )
     pivot = squares.argmax(-1, keepdim=True)
     root = squares.gather(-1, pivot).clamp_min(1e-12).sqrt().squeeze(-1)  # 2 |pivot component|
-    candidates = torch.stack([
-        torch.stack([root * root, m21 - m12, m02 - m20, m10 - m01], -1),
-        torch.stack([m21 - m12, root * root, m01 + m10, m02 + m20], -1),
-        torch.stack([m02 - m20, m01 + m10, root * root, m12 + m21], -1),
-        torch.stack([m10 - m01, m02 + m20, m12 + m21, root * root], -1),
-    ], -2)
+    candidates = torch.stack(
+        [
+            torch.stack([root * root, m21 - m12, m02 - m20, m10 - m01], -1),
+            torch.stack([m21 - m12, root * root, m01 + m10, m02 + m20], -1),
+            torch.stack([m02 - m20, m01 + m10, root * root, m12 + m21], -1),
+            torch.stack([m10 - m01, m02 + m20, m12 + m21, root * root], -1),
+        ],
+        -2,
+    )
     q = candidates.gather(-2, pivot[..., None].expand(*pivot.shape[:-1], 1, 4)).squeeze(-2)
     q = q / (2 * root[..., None])
     q = torch.nn.functional.normalize(q, dim=-1)
@@ -158,10 +185,15 @@ class GaussianMemory:
             raise ValueError(f"radius must be finite and > 0, got {radius}")
         if not 0 < float(gamma) < 1:
             raise ValueError(f"gamma must lie in (0, 1), got {gamma}")
-        if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, int) or max_neighbors < 1:
+        if (
+            isinstance(max_neighbors, bool)
+            or not isinstance(max_neighbors, int)
+            or max_neighbors < 1
+        ):
             raise ValueError(f"max_neighbors must be an int >= 1, got {max_neighbors!r}")
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
-                                     or max_size < 1):
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1
+        ):
             raise ValueError(f"max_size must be None or an int >= 1, got {max_size!r}")
         if cell_size is not None and not 0 < float(cell_size) < float("inf"):
             raise ValueError(f"cell_size must be None or finite and > 0, got {cell_size}")
@@ -172,8 +204,15 @@ class GaussianMemory:
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         # checks the hybrid-confidence parameters once, on a dummy input
-        hybrid_confidence(torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), sigma_geo=sigma_geo,
-                          temperature=temperature, tau_min=tau_min, tau_max=tau_max)
+        hybrid_confidence(
+            torch.zeros(1),
+            torch.zeros(1),
+            torch.zeros(1, 1),
+            sigma_geo=sigma_geo,
+            temperature=temperature,
+            tau_min=tau_min,
+            tau_max=tau_max,
+        )
         self.radius = float(radius)
         self.gamma = float(gamma)
         self.max_neighbors = max_neighbors
@@ -203,7 +242,7 @@ class GaussianMemory:
 
     @property
     def gaussians(self) -> Gaussians | None:
-        """The memory as unbatched :class:`Gaussians` ``[N, ...]`` (None before the first insert)."""
+        """The memory as unbatched :class:`Gaussians` ``[N, ...]`` (None before any insert)."""
         if self.means is None:
             return None
         return Gaussians(self.means, self.scales, self.quats, self.opacities, self.features)
@@ -242,16 +281,19 @@ class GaussianMemory:
         fused = 0
         unmatched = torch.ones(n, dtype=torch.bool, device=self.device)
         if len(self) and n:
-            idx = radius_neighbors(new["means"], self.means, self.radius, self.max_neighbors,
-                                   cell_size=self.cell_size).indices
+            idx = radius_neighbors(
+                new["means"], self.means, self.radius, self.max_neighbors, cell_size=self.cell_size
+            ).indices
             unmatched = idx[:, 0] < 0
             fused = self._fuse(new, idx, cam2world, depth, intrinsics)
         keep = {k: v[unmatched] for k, v in new.items()}
         count = int(unmatched.sum())
         keep["observations"] = torch.ones(count, dtype=torch.long, device=self.device)
         keep["last_seen"] = torch.full((count,), frame, dtype=torch.long, device=self.device)
-        state = {k: keep[k] if getattr(self, k) is None else torch.cat([getattr(self, k), keep[k]])
-                 for k in _STATE}
+        state = {
+            k: keep[k] if getattr(self, k) is None else torch.cat([getattr(self, k), keep[k]])
+            for k in _STATE
+        }
         evicted = self._evict(state)
         self._set_state(state, frame=frame + 1)
         return InsertResult(fused, count, evicted)
@@ -267,9 +309,14 @@ class GaussianMemory:
 
     def state_dict(self) -> dict:
         """Configuration, frame counter and every per-Gaussian tensor (cloned), for torch.save."""
-        state = {"config": {k: getattr(self, k) for k in _CONFIG}, "frame": self._frame,
-                 "dtype": str(self.dtype).removeprefix("torch.")}
-        state.update({k: None if getattr(self, k) is None else getattr(self, k).clone() for k in _STATE})
+        state = {
+            "config": {k: getattr(self, k) for k in _CONFIG},
+            "frame": self._frame,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        state.update(
+            {k: None if getattr(self, k) is None else getattr(self, k).clone() for k in _STATE}
+        )
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -282,22 +329,28 @@ class GaussianMemory:
             raise ValueError(f"state is missing {missing}")
         for k in _CONFIG:
             if state["config"].get(k) != getattr(self, k):
-                raise ValueError(f"state has {k}={state['config'].get(k)!r} but this memory has "
-                                 f"{k}={getattr(self, k)!r}")
+                raise ValueError(
+                    f"state has {k}={state['config'].get(k)!r} but this memory has "
+                    f"{k}={getattr(self, k)!r}"
+                )
         tensors = {k: None if state[k] is None else state[k].to(self.device) for k in _STATE}
         if tensors["means"] is not None:
             n = tensors["means"].shape[0]
             for k, t in tensors.items():
                 if t is None or t.shape[0] != n:
-                    raise ValueError(f"state tensor {k} must have {n} rows, got "
-                                     f"{None if t is None else describe(t)}")
+                    raise ValueError(
+                        f"state tensor {k} must have {n} rows, got "
+                        f"{None if t is None else describe(t)}"
+                    )
             tensors.update({k: tensors[k].to(self.dtype) for k in _STATE[:6]})
         self._set_state(tensors, frame=int(state["frame"]))
 
     @classmethod
     def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> GaussianMemory:
         """A memory with the configuration and contents of ``state``."""
-        memory = cls(**state["config"], device=device, dtype=getattr(torch, state.get("dtype", "float32")))
+        memory = cls(
+            **state["config"], device=device, dtype=getattr(torch, state.get("dtype", "float32"))
+        )
         memory.load_state_dict(state)
         return memory
 
@@ -308,23 +361,35 @@ class GaussianMemory:
 
     def _prepare(self, gaussians, cam2world, confidence) -> dict:
         if not isinstance(gaussians, Gaussians):
-            raise TypeError(f"gaussians_cam must be gaussocc_ops.Gaussians, got {type(gaussians).__name__}")
+            raise TypeError(
+                f"gaussians_cam must be gaussocc_ops.Gaussians, got {type(gaussians).__name__}"
+            )
         if gaussians.batch_shape != ():
-            raise ValueError("gaussians_cam must be unbatched (means [N, 3]), got means "
-                             f"{describe(gaussians.means)}; use one GaussianMemory per stream")
+            raise ValueError(
+                "gaussians_cam must be unbatched (means [N, 3]), got means "
+                f"{describe(gaussians.means)}; use one GaussianMemory per stream"
+            )
         if gaussians.device != self.device:
-            raise ValueError(f"gaussians_cam is on {gaussians.device} but the memory is on {self.device}")
+            raise ValueError(
+                f"gaussians_cam is on {gaussians.device} but the memory is on {self.device}"
+            )
         if self.features is not None and gaussians.num_channels != self.features.shape[1]:
-            raise ValueError(f"gaussians_cam has {gaussians.num_channels} feature channels but the "
-                             f"memory holds {self.features.shape[1]}")
+            raise ValueError(
+                f"gaussians_cam has {gaussians.num_channels} feature channels but the "
+                f"memory holds {self.features.shape[1]}"
+            )
         check_tensor("cam2world", cam2world, last=(4, 4))
         check_float("cam2world", cam2world)
         if cam2world.shape != (4, 4) or cam2world.device != self.device:
-            raise ValueError(f"cam2world must be [4, 4] on {self.device}, got {describe(cam2world)}")
+            raise ValueError(
+                f"cam2world must be [4, 4] on {self.device}, got {describe(cam2world)}"
+            )
         R, t = cam2world[:3, :3].to(self.dtype), cam2world[:3, 3].to(self.dtype)
         eye = torch.eye(3, dtype=self.dtype, device=self.device)
         if not torch.allclose(R @ R.T, eye, atol=1e-4) or not float(torch.linalg.det(R)) > 0:
-            raise ValueError("cam2world must be rigid: its 3x3 block must be a rotation (R R^T = I, det 1)")
+            raise ValueError(
+                "cam2world must be rigid: its 3x3 block must be a rotation (R R^T = I, det 1)"
+            )
         g = gaussians.detach().to(self.dtype)
         features = g.features
         if confidence is None:
@@ -333,8 +398,10 @@ class GaussianMemory:
             check_tensor("confidence", confidence)
             check_float("confidence", confidence)
             if confidence.shape != (g.num_gaussians,) or confidence.device != self.device:
-                raise ValueError(f"confidence must be [{g.num_gaussians}] on {self.device}, "
-                                 f"got {describe(confidence)}")
+                raise ValueError(
+                    f"confidence must be [{g.num_gaussians}] on {self.device}, "
+                    f"got {describe(confidence)}"
+                )
             if confidence.numel() and not bool((confidence >= 0).all()):
                 raise ValueError("confidence must be >= 0")
             p = confidence.detach().to(self.dtype)
@@ -343,7 +410,9 @@ class GaussianMemory:
         return {
             "means": (g.means @ R.T + t)[keep],
             "scales": g.scales[keep],
-            "quats": quat_multiply(quat_r.expand_as(g.quats), torch.nn.functional.normalize(g.quats, dim=-1))[keep],
+            "quats": quat_multiply(
+                quat_r.expand_as(g.quats), torch.nn.functional.normalize(g.quats, dim=-1)
+            )[keep],
             "opacities": g.opacities[keep],
             "features": features[keep],
             "confidence": p.clamp_min(self.min_confidence)[keep],
@@ -359,10 +428,14 @@ class GaussianMemory:
         if depth.dim() != 2 or depth.device != self.device:
             raise ValueError(f"depth must be [H, W] on {self.device}, got {describe(depth)}")
         if intrinsics.shape != (3, 3) or intrinsics.device != self.device:
-            raise ValueError(f"intrinsics must be [3, 3] on {self.device}, got {describe(intrinsics)}")
+            raise ValueError(
+                f"intrinsics must be [3, 3] on {self.device}, got {describe(intrinsics)}"
+            )
 
     def _fuse(self, new, idx, cam2world, depth, intrinsics) -> int:
         pair_new, slot = (idx >= 0).nonzero(as_tuple=True)
+        if pair_new.numel() == 0:
+            return 0
         pair_mem = idx[pair_new, slot]
         targets, inverse = torch.unique(pair_mem, return_inverse=True)
         T = targets.shape[0]
@@ -376,22 +449,32 @@ class GaussianMemory:
 
         new_cov = covariance(new["scales"], new["quats"])
         old = {
-            "means": self.means[targets], "cov": covariance(self.scales[targets], self.quats[targets]),
-            "opacities": self.opacities[targets], "features": self.features[targets],
+            "means": self.means[targets],
+            "cov": covariance(self.scales[targets], self.quats[targets]),
+            "opacities": self.opacities[targets],
+            "features": self.features[targets],
             "confidence": self.confidence[targets],
         }
-        sums = {"means": new_sum(new["means"]), "cov": new_sum(new_cov),
-                "opacities": new_sum(new["opacities"]), "features": new_sum(new["features"]),
-                "confidence": new_sum(new["confidence"])}
+        sums = {
+            "means": new_sum(new["means"]),
+            "cov": new_sum(new_cov),
+            "opacities": new_sum(new["opacities"]),
+            "features": new_sum(new["features"]),
+            "confidence": new_sum(new["confidence"]),
+        }
         if self.mode == "gpocc":
             w_old = self.gamma * old["confidence"]
             norm = w_old + (1 - self.gamma) * weight
-            fused = {k: (_rows(w_old, v) * v + (1 - self.gamma) * sums[k]) / _rows(norm, v)
-                     for k, v in old.items()}
+            fused = {
+                k: (_rows(w_old, v) * v + (1 - self.gamma) * sums[k]) / _rows(norm, v)
+                for k, v in old.items()
+            }
         else:
             c = self._sgr_confidence(old, cam2world, depth, intrinsics)
-            fused = {k: _rows(c, v) * v + _rows(1 - c, v) * sums[k] / _rows(weight, v)
-                     for k, v in old.items()}
+            fused = {
+                k: _rows(c, v) * v + _rows(1 - c, v) * sums[k] / _rows(weight, v)
+                for k, v in old.items()
+            }
         scales, quats = decompose_covariance(fused["cov"])
         self.means = self.means.index_copy(0, targets, fused["means"])
         self.scales = self.scales.index_copy(0, targets, scales)
@@ -420,8 +503,16 @@ class GaussianMemory:
         d_pred = depth.to(self.dtype)[row.clamp(0, H - 1), col.clamp(0, W - 1)]
         visible = inside & (d_pred > 0)
         logits = old["features"].clamp_min(1e-12).log()
-        return hybrid_confidence(z, d_pred, logits, visible=visible, sigma_geo=self.sigma_geo,
-                                 temperature=self.temperature, tau_min=self.tau_min, tau_max=self.tau_max)
+        return hybrid_confidence(
+            z,
+            d_pred,
+            logits,
+            visible=visible,
+            sigma_geo=self.sigma_geo,
+            temperature=self.temperature,
+            tau_min=self.tau_min,
+            tau_max=self.tau_max,
+        )
 
     def _evict(self, state: dict) -> int:
         n = state["means"].shape[0]
@@ -429,7 +520,7 @@ class GaussianMemory:
             return 0
         order = torch.sort(state["last_seen"], stable=True).indices
         order = order[torch.sort(state["confidence"][order], stable=True).indices]
-        keep = torch.sort(order[n - self.max_size:]).values
+        keep = torch.sort(order[n - self.max_size :]).values
         for k in _STATE:
             state[k] = state[k][keep]
         return n - self.max_size

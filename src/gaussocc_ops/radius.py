@@ -7,7 +7,13 @@ from typing import Literal, NamedTuple
 import torch
 
 from gaussocc_ops import _ext
-from gaussocc_ops._checks import check_finite, check_float, check_same_device, check_tensor, compute_dtype
+from gaussocc_ops._checks import (
+    check_finite,
+    check_float,
+    check_same_device,
+    check_tensor,
+    compute_dtype,
+)
 from gaussocc_ops.reference import radius as ref
 
 Backend = Literal["auto", "reference", "cpu", "cuda"]
@@ -91,7 +97,9 @@ def radius_neighbors(
     if backend == "reference":
         idx, dist = ref.radius_neighbors(q, p, radius, max_neighbors)
     else:
-        idx, dist = torch.ops.gaussocc.radius_neighbors(q, p, radius, max_neighbors, cell_size or 0.0)
+        idx, dist = torch.ops.gaussocc.radius_neighbors(
+            q, p, radius, max_neighbors, cell_size or 0.0
+        )
     shape = (*batch, M, max_neighbors)
     return RadiusNeighbors(idx.reshape(shape), dist.reshape(shape))
 
@@ -109,7 +117,9 @@ def _check_number(name: str, value, *, minimum: float, strict: bool) -> float:
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}")
+        raise ValueError(
+            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
+        )
     if backend == "auto":
         if _ext.kernel_available("radius_neighbors", device):
             return device.type
@@ -120,7 +130,8 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
             raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
         if not _ext.kernel_available("radius_neighbors", device):
             raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernel was not compiled "
+                f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
+                f"compiled "
                 f"(gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
             )
     return backend

@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 
 
-def radius_neighbors(queries: torch.Tensor, points: torch.Tensor, radius: float, max_neighbors: int,
-                     chunk_elems: int = 1 << 24) -> tuple[torch.Tensor, torch.Tensor]:
+def radius_neighbors(
+    queries: torch.Tensor,
+    points: torch.Tensor,
+    radius: float,
+    max_neighbors: int,
+    chunk_elems: int = 1 << 24,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest ``<= max_neighbors`` points within ``radius`` (inclusive) of each query.
 
     Args:
@@ -27,7 +32,7 @@ def radius_neighbors(queries: torch.Tensor, points: torch.Tensor, radius: float,
     r2 = torch.tensor(radius * radius, dtype=queries.dtype, device=queries.device)
     step = max(1, chunk_elems // max(1, B * N))
     for start in range(0, M, step):
-        q = queries[:, start:start + step]
+        q = queries[:, start : start + step]
         diff = q[:, :, None, :] - points[:, None, :, :]
         dx, dy, dz = diff.unbind(-1)
         d2 = (dx * dx + dy * dy) + dz * dz
@@ -38,6 +43,6 @@ def radius_neighbors(queries: torch.Tensor, points: torch.Tensor, radius: float,
         k = order.shape[-1]
         found = torch.gather(inside, -1, order)
         d = torch.gather(d2, -1, order).sqrt()
-        idx[:, start:start + step, :k] = torch.where(found, order, torch.full_like(order, -1))
-        dist[:, start:start + step, :k] = torch.where(found, d, torch.full_like(d, float("inf")))
+        idx[:, start : start + step, :k] = torch.where(found, order, torch.full_like(order, -1))
+        dist[:, start : start + step, :k] = torch.where(found, d, torch.full_like(d, float("inf")))
     return idx, dist
