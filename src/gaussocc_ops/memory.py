@@ -476,12 +476,10 @@ class GaussianMemory:
                 for k, v in old.items()
             }
         scales, quats = decompose_covariance(fused["cov"])
-        self.means = self.means.index_copy(0, targets, fused["means"])
-        self.scales = self.scales.index_copy(0, targets, scales)
-        self.quats = self.quats.index_copy(0, targets, quats)
-        self.opacities = self.opacities.index_copy(0, targets, fused["opacities"])
-        self.features = self.features.index_copy(0, targets, fused["features"])
-        self.confidence = self.confidence.index_copy(0, targets, fused["confidence"])
+        # out of place, so Gaussians handed out by `gaussians` stay unchanged
+        fused["scales"], fused["quats"] = scales, quats
+        for k in ("means", "scales", "quats", "opacities", "features", "confidence"):
+            setattr(self, k, getattr(self, k).index_copy(0, targets, fused[k]))
         self.observations = self.observations.index_add(0, targets, torch.ones_like(targets))
         self.last_seen = self.last_seen.index_fill(0, targets, self._frame)
         return T
