@@ -58,8 +58,8 @@ def main(argv=None) -> int:
     results = {"machine": machine(), "args": vars(args), "insert_ms": times, "sizes": sizes}
     print(f"machine: {results['machine']}")
     print(
-        f"{args.frames} frames x {args.per_frame} Gaussians, radius {args.radius}, mode {args.mode}, "
-        f"{args.device}"
+        f"{args.frames} frames x {args.per_frame} Gaussians, radius {args.radius}, "
+        f"mode {args.mode}, {args.device}"
     )
     print(
         f"  insert latency: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms "
