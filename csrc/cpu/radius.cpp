@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <limits>
+#include <tuple>
 
 #include "gaussocc/radius_math.h"
 #include "ops/radius.h"
@@ -21,7 +22,8 @@ std::tuple<at::Tensor, at::Tensor> radius_neighbors_cpu(const at::Tensor& querie
 
   const at::Tensor q = queries.contiguous();
   const at::Tensor p = points.contiguous();
-  auto [grid, keys, order] = build_radius_grid(p, radius, cell_size);
+  at::Tensor grid, keys, order;
+  std::tie(grid, keys, order) = build_radius_grid(p, radius, cell_size);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_neighbors_cpu", [&] {
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const scalar_t* pp = p.data_ptr<scalar_t>();

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <limits>
+#include <tuple>
 
 #include "cuda/radius.h"
 #include "ops/radius.h"
@@ -24,7 +25,8 @@ std::tuple<at::Tensor, at::Tensor> radius_neighbors_cuda(const at::Tensor& queri
 
   const at::Tensor q = queries.contiguous();
   const at::Tensor p = points.contiguous();
-  auto [grid, keys, order] = build_radius_grid(p, radius, cell_size);
+  at::Tensor grid, keys, order;
+  std::tie(grid, keys, order) = build_radius_grid(p, radius, cell_size);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_neighbors_cuda", [&] {
     const cudaError_t err = launch_radius_neighbors<scalar_t>(
