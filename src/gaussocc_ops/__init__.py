@@ -7,7 +7,10 @@ occupancy prediction.
 
 from gaussocc_ops import cameras
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.confidence import hybrid_confidence
+from gaussocc_ops.memory import GaussianMemory, InsertResult
 from gaussocc_ops.patches import PatchPixels, patch_pixels, patch_rays
+from gaussocc_ops.radius import RadiusNeighbors, radius_neighbors
 from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
@@ -16,15 +19,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cameras",
+    "GaussianMemory",
     "Gaussians",
+    "InsertResult",
     "PatchPixels",
+    "RadiusNeighbors",
     "SnogSamples",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "hybrid_confidence",
     "patch_pixels",
     "patch_rays",
+    "radius_neighbors",
     "snog_sample",
     "splat",
 ]

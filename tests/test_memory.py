@@ -1,0 +1,419 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gaussocc_ops as go
+from gaussocc_ops.memory import covariance, decompose_covariance, rotmat_to_quat
+from gaussocc_ops.reference.splat import quat_to_rotmat
+
+
+def _rotation(seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q.to(dtype)
+
+
+def _pose(seed, dtype=torch.float32):
+    T = torch.eye(4, dtype=dtype)
+    T[:3, :3] = _rotation(seed, dtype)
+    T[:3, 3] = torch.tensor([1.0, -2.0, 0.5], dtype=dtype) * (seed % 5)
+    return T
+
+
+def _to_camera(means_world, cam2world):
+    R, t = cam2world[:3, :3], cam2world[:3, 3]
+    return (means_world - t) @ R
+
+
+def _gaussians(means, *, scales=None, quats=None, opacities=None, features=None):
+    n = means.shape[0]
+    return go.Gaussians(
+        means,
+        torch.full((n, 3), 0.05) if scales is None else scales,
+        torch.tensor([1.0, 0, 0, 0]).expand(n, 4).clone() if quats is None else quats,
+        torch.full((n,), 0.5) if opacities is None else opacities,
+        torch.full((n, 3), 1 / 3) if features is None else features,
+    )
+
+
+def _lattice(n_side=5, spacing=1.0):
+    ax = torch.arange(n_side, dtype=torch.float32) * spacing
+    return torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+
+
+# ---- rotation helpers -------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_rotmat_to_quat_inverts_quat_to_rotmat(seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.nn.functional.normalize(torch.randn(16, 4, generator=g, dtype=torch.float64), dim=-1)
+    q[0] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # 180 degrees: w = 0
+    back = rotmat_to_quat(quat_to_rotmat(q))
+    sign = torch.where(q[:, :1] < 0, -1.0, 1.0).to(q)
+    assert torch.allclose(back, q * sign, atol=1e-9) or torch.allclose(
+        quat_to_rotmat(back), quat_to_rotmat(q), atol=1e-9
+    )
+    assert (back[:, 0] >= 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_decompose_covariance_round_trip(seed):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(8, 3, 3, generator=g, dtype=torch.float64)
+    cov = A @ A.transpose(-1, -2) + 1e-3 * torch.eye(3, dtype=torch.float64)
+    scales, quats = decompose_covariance(cov)
+    torch.testing.assert_close(covariance(scales, quats), cov)
+    torch.testing.assert_close(quats.norm(dim=-1), torch.ones(8, dtype=torch.float64))
+
+
+# ---- world transform and fusion ---------------------------------------------------------------
+
+
+def test_insert_moves_gaussians_to_world():
+    g = torch.Generator().manual_seed(0)
+    T = _pose(3)
+    n = 20
+    quats = torch.randn(n, 4, generator=g)
+    scales = torch.rand(n, 3, generator=g) * 0.1 + 0.01
+    cam = _gaussians(torch.randn(n, 3, generator=g), scales=scales, quats=quats)
+    mem = go.GaussianMemory(radius=1e-3)
+    assert mem.insert(cam, T) == go.InsertResult(0, n, 0)
+    R, t = T[:3, :3], T[:3, 3]
+    torch.testing.assert_close(mem.means, cam.means @ R.T + t)
+    rot = quat_to_rotmat(quats)
+    cov_cam = rot @ torch.diag_embed(scales**2) @ rot.transpose(-1, -2)
+    torch.testing.assert_close(
+        covariance(mem.scales, mem.quats), R @ cov_cam @ R.T, atol=1e-6, rtol=1e-5
+    )
+
+
+def test_fusion_formula_against_hand_computation():
+    gamma = 0.3
+    mem = go.GaussianMemory(radius=0.5, gamma=gamma, max_neighbors=2)
+    eye = torch.eye(4)
+    first = _gaussians(
+        torch.tensor([[0.0, 0.0, 0.0]]),
+        scales=torch.tensor([[0.1, 0.2, 0.3]]),
+        opacities=torch.tensor([0.4]),
+        features=torch.tensor([[0.6, 0.3, 0.1]]),
+    )
+    mem.insert(first, eye)  # p_1 = 0.6 (top-1 probability)
+    # rotated 90 degrees about z: scales (0.1, 0.2, 0.3) -> covariance diag(0.04, 0.01, 0.09)
+    rz = torch.tensor([math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)])
+    second = _gaussians(
+        torch.tensor([[0.2, 0.0, 0.0], [0.0, -0.3, 0.1], [5.0, 5.0, 5.0]]),
+        scales=torch.tensor([[0.1, 0.2, 0.3], [0.2, 0.2, 0.2], [0.1, 0.1, 0.1]]),
+        quats=torch.stack([rz, torch.tensor([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0])]),
+        opacities=torch.tensor([0.9, 0.2, 0.5]),
+        features=torch.tensor([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [1.0, 0.0, 0.0]]),
+    )
+    result = mem.insert(second, eye, confidence=torch.tensor([0.8, 0.5, 1.0]))
+    assert result == go.InsertResult(fused=1, inserted=1, evicted=0)
+    w_old, w = gamma * 0.6, [(1 - gamma) * 0.8, (1 - gamma) * 0.5]
+    norm = w_old + sum(w)
+
+    def hand(old, a, b):
+        return (w_old * old + w[0] * a + w[1] * b) / norm
+
+    torch.testing.assert_close(
+        mem.means[0], hand(torch.zeros(3), torch.tensor([0.2, 0, 0]), torch.tensor([0, -0.3, 0.1]))
+    )
+    torch.testing.assert_close(mem.opacities[0], torch.tensor(hand(0.4, 0.9, 0.2)))
+    torch.testing.assert_close(
+        mem.features[0],
+        hand(
+            torch.tensor([0.6, 0.3, 0.1]),
+            torch.tensor([0.1, 0.8, 0.1]),
+            torch.tensor([0.2, 0.2, 0.6]),
+        ),
+    )
+    torch.testing.assert_close(mem.confidence[0], torch.tensor(hand(0.6, 0.8, 0.5)))
+    cov = torch.diag(
+        torch.tensor(
+            hand(
+                torch.tensor([0.01, 0.04, 0.09]),
+                torch.tensor([0.04, 0.01, 0.09]),
+                torch.tensor([0.04, 0.04, 0.04]),
+            )
+        )
+    )
+    torch.testing.assert_close(
+        covariance(mem.scales[:1], mem.quats[:1])[0], cov, atol=1e-6, rtol=1e-5
+    )
+    torch.testing.assert_close(mem.means[1], torch.tensor([5.0, 5.0, 5.0]))
+    assert mem.observations.tolist() == [2, 1] and mem.last_seen.tolist() == [1, 1]
+
+
+def test_same_frame_twice_keeps_positions_and_confidences():
+    g = torch.Generator().manual_seed(1)
+    world = _lattice(4, 1.0) + 0.1 * torch.rand(64, 3, generator=g)
+    T = _pose(7)
+    probs = torch.softmax(torch.randn(64, 4, generator=g), -1)
+    quats = torch.randn(64, 4, generator=g)
+    cam = _gaussians(
+        _to_camera(world, T),
+        quats=quats,
+        features=probs,
+        scales=torch.rand(64, 3, generator=g) * 0.1 + 0.02,
+    )
+    mem = go.GaussianMemory(radius=0.3, gamma=0.2)
+    mem.insert(cam, T)
+    before = {k: getattr(mem, k).clone() for k in ("means", "opacities", "features", "confidence")}
+    cov_before = covariance(mem.scales, mem.quats)
+    assert mem.insert(cam, T) == go.InsertResult(fused=64, inserted=0, evicted=0)
+    for k, v in before.items():
+        torch.testing.assert_close(getattr(mem, k), v)
+    torch.testing.assert_close(before["confidence"], probs.amax(-1))
+    torch.testing.assert_close(covariance(mem.scales, mem.quats), cov_before, atol=1e-6, rtol=1e-5)
+    assert mem.observations.tolist() == [2] * 64 and mem.last_seen.tolist() == [1] * 64
+    assert mem.frame_index == 2
+
+
+def test_quaternion_sign_does_not_matter():
+    g = torch.Generator().manual_seed(2)
+    q = torch.nn.functional.normalize(torch.randn(1, 4, generator=g), dim=-1)
+    scales = torch.tensor([[0.05, 0.1, 0.3]])
+    mem = go.GaussianMemory(radius=0.1)
+    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=q), torch.eye(4))
+    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=-q), torch.eye(4))
+    torch.testing.assert_close(
+        covariance(mem.scales, mem.quats), covariance(scales, q), atol=1e-6, rtol=1e-5
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_fused_covariances_stay_spd_under_rotations(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 30
+    mem = go.GaussianMemory(radius=0.4, max_neighbors=4, dtype=torch.float64)
+    centre = torch.randn(n, 3, generator=g, dtype=torch.float64) * 0.3
+    for f in range(4):
+        T = _pose(seed + f, torch.float64)
+        cam = go.Gaussians(
+            _to_camera(centre, T),
+            torch.rand(n, 3, generator=g, dtype=torch.float64) * 0.2 + 1e-3,
+            torch.randn(n, 4, generator=g, dtype=torch.float64),
+            torch.rand(n, generator=g, dtype=torch.float64),
+            torch.softmax(torch.randn(n, 3, generator=g, dtype=torch.float64), -1),
+        )
+        mem.insert(cam, T)
+    cov = covariance(mem.scales, mem.quats)
+    assert (torch.linalg.eigvalsh(cov) > 0).all()
+    torch.testing.assert_close(mem.quats.norm(dim=-1), torch.ones(len(mem), dtype=torch.float64))
+    assert (mem.quats[:, 0] >= 0).all()
+
+
+def test_static_scene_converges_and_stays_bounded():
+    g = torch.Generator().manual_seed(3)
+    scene = _lattice(6, 0.5)  # 216 Gaussians, 0.5 m apart
+    mem = go.GaussianMemory(radius=0.2, gamma=0.3, max_neighbors=1)
+    sizes, single_view_error = [], []
+    for f in range(30):
+        T = _pose(100 + f)
+        seen = torch.rand(len(scene), generator=g) < 0.6
+        noise = 0.03 * torch.randn(int(seen.sum()), 3, generator=g)
+        mem.insert(_gaussians(_to_camera(scene[seen] + noise, T)), T)
+        sizes.append(len(mem))
+        single_view_error.append(noise.norm(dim=-1).mean())
+    assert sizes[-1] == len(scene) and max(sizes) <= len(scene)
+    nearest = torch.cdist(mem.means, scene).min(dim=1)
+    assert nearest.indices.unique().numel() == len(scene)
+    # with equal confidences the fusion is an exponential average with weight 0.7 on the new
+    # view: the stationary error std is sqrt(0.7 / 1.3) ~ 0.73 of one view's
+    ratio = nearest.values.mean() / torch.stack(single_view_error).mean()
+    assert 0.6 < ratio < 0.85
+
+
+def test_max_size_evicts_lowest_confidence_then_oldest():
+    mem = go.GaussianMemory(radius=0.1, max_size=4)
+    eye = torch.eye(4)
+    mem.insert(
+        _gaussians(torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]])),
+        eye,
+        confidence=torch.tensor([0.5, 0.2, 0.9]),
+    )
+    result = mem.insert(
+        _gaussians(torch.tensor([[3.0, 0, 0], [4, 0, 0], [5, 0, 0]])),
+        eye,
+        confidence=torch.tensor([0.2, 0.7, 0.5]),
+    )
+    # confidences 0.5 0.2 0.9 | 0.2 0.7 0.5: the two 0.2 go, then the older 0.5
+    assert result == go.InsertResult(fused=0, inserted=3, evicted=2)
+    assert mem.means[:, 0].tolist() == [0.0, 2.0, 4.0, 5.0]
+    result = mem.insert(
+        _gaussians(torch.tensor([[9.0, 0, 0]])), eye, confidence=torch.tensor([0.6])
+    )
+    assert result.evicted == 1 and mem.means[:, 0].tolist() == [2.0, 4.0, 5.0, 9.0]
+
+
+def test_long_stream_with_max_size_never_grows_past_it():
+    g = torch.Generator().manual_seed(4)
+    mem = go.GaussianMemory(radius=0.05, max_size=300)
+    for _ in range(12):
+        pts = torch.rand(100, 3, generator=g) * 10
+        mem.insert(
+            _gaussians(pts, features=torch.softmax(torch.randn(100, 3, generator=g), -1)),
+            torch.eye(4),
+        )
+        assert len(mem) <= 300
+    assert len(mem) == 300
+
+
+def test_valid_mask_and_empty_frames():
+    mem = go.GaussianMemory(radius=0.1)
+    g = _gaussians(torch.tensor([[0.0, 0, 0], [1, 0, 0]]))
+    g.valid = torch.tensor([True, False])
+    assert mem.insert(g, torch.eye(4)).inserted == 1
+    assert mem.insert(_gaussians(torch.zeros(0, 3)), torch.eye(4)) == go.InsertResult(0, 0, 0)
+    assert len(mem) == 1 and mem.frame_index == 2
+
+
+# ---- SGR-OCC mode -----------------------------------------------------------------------------
+
+
+def _sgr_setup(depth_value):
+    K = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
+    mem = go.GaussianMemory(radius=0.5, mode="sgr", sigma_geo=0.1)
+    features = torch.tensor([[0.98, 0.01, 0.01], [0.98, 0.01, 0.01]])
+    first = _gaussians(
+        torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]]) + torch.tensor([[0.0, 0, 0], [9, 0, 0]]),
+        features=features,
+    )
+    depth = torch.full((64, 64), depth_value)
+    mem.insert(first, torch.eye(4), depth=depth, intrinsics=K)
+    second = _gaussians(
+        torch.tensor([[0.2, 0.0, 2.0], [9.2, 0.0, 2.0]]),
+        features=features,
+        opacities=torch.tensor([0.9, 0.9]),
+    )
+    mem.insert(second, torch.eye(4), depth=depth, intrinsics=K)
+    return mem
+
+
+def test_sgr_verified_anchor_is_protected_and_invisible_one_is_replaced():
+    mem = _sgr_setup(2.0)  # depth agrees with the anchor
+    top = 1 / (1 + 2 * math.exp(math.log(0.01 / 0.98) / 0.5))
+    c = min(1.0, (top - 0.2) / 0.6)
+    assert c == 1.0
+    torch.testing.assert_close(mem.means[0], torch.tensor([0.0, 0.0, 2.0]))  # frozen
+    torch.testing.assert_close(mem.opacities[0], torch.tensor(0.5))
+    # the second anchor projects outside the 64x64 image: not verifiable, fully updated
+    torch.testing.assert_close(mem.means[1], torch.tensor([9.2, 0.0, 2.0]))
+    torch.testing.assert_close(mem.opacities[1], torch.tensor(0.9))
+
+
+def test_sgr_depth_conflict_moves_the_anchor_by_one_minus_c():
+    mem = _sgr_setup(2.15)  # predicted depth 15 cm behind the anchor
+    c = math.exp(-(0.15**2) / (2 * 0.1**2))
+    torch.testing.assert_close(mem.means[0], torch.tensor([0.2 * (1 - c), 0.0, 2.0]))
+    torch.testing.assert_close(mem.opacities[0], torch.tensor(0.5 * c + 0.9 * (1 - c)))
+
+
+def test_sgr_needs_depth_and_intrinsics():
+    mem = go.GaussianMemory(radius=0.5, mode="sgr")
+    with pytest.raises(ValueError, match="needs depth"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))
+
+
+# ---- state -----------------------------------------------------------------------------------
+
+
+def test_state_dict_round_trip_through_a_file(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    mem = go.GaussianMemory(radius=0.2, gamma=0.25, max_size=500, max_neighbors=2)
+    frames = []
+    for f in range(4):
+        T = _pose(20 + f)
+        pts = torch.rand(150, 3, generator=g) * 3
+        frames.append(
+            (
+                _gaussians(
+                    _to_camera(pts, T),
+                    quats=torch.randn(150, 4, generator=g),
+                    features=torch.softmax(torch.randn(150, 3, generator=g), -1),
+                ),
+                T,
+            )
+        )
+    for cam, T in frames[:3]:
+        mem.insert(cam, T)
+    path = tmp_path / "memory.pt"
+    torch.save(mem.state_dict(), path)
+    state = torch.load(path)
+    restored = go.GaussianMemory.from_state_dict(state)
+    other = go.GaussianMemory(radius=0.2, gamma=0.25, max_size=500, max_neighbors=2)
+    other.load_state_dict(state)
+    for m in (restored, other):
+        assert m.frame_index == mem.frame_index
+        for k in (
+            "means",
+            "scales",
+            "quats",
+            "opacities",
+            "features",
+            "confidence",
+            "observations",
+            "last_seen",
+        ):
+            assert torch.equal(getattr(m, k), getattr(mem, k)), k
+    # and it continues the stream identically
+    assert restored.insert(*frames[3]) == mem.insert(*frames[3])
+    assert torch.equal(restored.means, mem.means) and torch.equal(restored.quats, mem.quats)
+
+
+def test_load_state_dict_rejects_other_config():
+    mem = go.GaussianMemory(radius=0.2)
+    mem.insert(_gaussians(torch.zeros(2, 3)), torch.eye(4))
+    with pytest.raises(ValueError, match="radius"):
+        go.GaussianMemory(radius=0.3).load_state_dict(mem.state_dict())
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"radius": 0.0}, "radius must be finite and > 0"),
+        ({"gamma": 1.0}, "gamma must lie in"),
+        ({"max_neighbors": 0}, "max_neighbors must be an int >= 1"),
+        ({"max_size": 0}, "max_size must be None or an int >= 1"),
+        ({"mode": "fast"}, "mode must be"),
+        ({"tau_min": 0.9}, "tau_min < tau_max"),
+    ],
+)
+def test_constructor_validation(kwargs, match):
+    args = {"radius": 0.1}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        go.GaussianMemory(**args)
+
+
+def test_insert_validation():
+    mem = go.GaussianMemory(radius=0.1)
+    batched = go.Gaussians.isotropic(
+        torch.zeros(2, 3, 3), 0.1, torch.ones(2, 3), torch.ones(2, 3, 2)
+    )
+    with pytest.raises(ValueError, match="unbatched"):
+        mem.insert(batched, torch.eye(4))
+    with pytest.raises(ValueError, match="rigid"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), torch.diag(torch.tensor([2.0, 1, 1, 1])))
+    with pytest.raises(TypeError, match="gaussians_cam must be"):
+        mem.insert(torch.zeros(1, 3), torch.eye(4))
+    mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))
+    with pytest.raises(ValueError, match="feature channels"):
+        mem.insert(_gaussians(torch.zeros(1, 3), features=torch.ones(1, 5)), torch.eye(4))
+    with pytest.raises(ValueError, match="confidence must be"):
+        mem.insert(_gaussians(torch.zeros(2, 3)), torch.eye(4), confidence=torch.ones(3))
+    with pytest.raises(ValueError, match="only used with mode='sgr'"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4), depth=torch.ones(4, 4))
