@@ -23,7 +23,9 @@ from benchmarks._timing import machine, peak_memory_mb, save, time_fn
 
 def random_gaussians(n, channels, device, seed=0):
     g = torch.Generator().manual_seed(seed)
-    means = (torch.rand(1, n, 3, generator=g) - 0.5) * torch.tensor([8.0, 8.0, 6.0]) + torch.tensor([0, 0, 9.0])
+    means = (torch.rand(1, n, 3, generator=g) - 0.5) * torch.tensor([8.0, 8.0, 6.0]) + torch.tensor(
+        [0, 0, 9.0]
+    )
     scales = torch.rand(1, n, 3, generator=g) * 0.25 + 0.05
     quats = torch.randn(1, n, 4, generator=g)
     opacities = torch.rand(1, n, generator=g) * 0.8 + 0.1
@@ -98,36 +100,52 @@ def max_abs_diff(tensors, cams_list, backend_a, backend_b):
 def bench_cpu(args):
     tensors = random_gaussians(args.gaussians, args.channels, "cpu")
     cams = [two_cameras((args.size, args.size), "cpu")]
-    results = {"machine": machine(), "workload": f"{args.gaussians} Gaussians, C={args.channels}, "
-               f"2 views {args.size}x{args.size}"}
+    results = {
+        "machine": machine(),
+        "workload": f"{args.gaussians} Gaussians, C={args.channels}, "
+        f"2 views {args.size}x{args.size}",
+    }
     results["cpu_kernel"] = run_case(tensors, cams, "cpu", "cpu", args.repeat)
     print(f"cpu kernel : {fmt(results['cpu_kernel'])}")
     if not args.skip_reference:
         results["reference"] = run_case(tensors, cams, "reference", "cpu", 1, backward=False)
-        speedup = results["reference"]["forward"]["median_ms"] / results["cpu_kernel"]["forward"]["median_ms"]
+        speedup = (
+            results["reference"]["forward"]["median_ms"]
+            / results["cpu_kernel"]["forward"]["median_ms"]
+        )
         results["forward_speedup"] = speedup
         print(f"reference  : {fmt(results['reference'])}  -> forward speedup {speedup:.1f}x")
         small = random_gaussians(args.ref_gaussians, args.channels, "cpu")
         small_cams = [two_cameras((args.ref_size, args.ref_size), "cpu")]
-        results["reduced_workload"] = (f"{args.ref_gaussians} Gaussians, C={args.channels}, "
-                                       f"2 views {args.ref_size}x{args.ref_size}")
+        results["reduced_workload"] = (
+            f"{args.ref_gaussians} Gaussians, C={args.channels}, "
+            f"2 views {args.ref_size}x{args.ref_size}"
+        )
         results["reduced_cpu_kernel"] = run_case(small, small_cams, "cpu", "cpu", args.repeat)
         results["reduced_reference"] = run_case(small, small_cams, "reference", "cpu", 1)
-        fb = (results["reduced_reference"]["forward_backward"]["median_ms"]
-              / results["reduced_cpu_kernel"]["forward_backward"]["median_ms"])
+        fb = (
+            results["reduced_reference"]["forward_backward"]["median_ms"]
+            / results["reduced_cpu_kernel"]["forward_backward"]["median_ms"]
+        )
         results["reduced_forward_backward_speedup"] = fb
         print(f"reduced ({results['reduced_workload']}): cpu {fmt(results['reduced_cpu_kernel'])}")
-        print(f"reduced reference: {fmt(results['reduced_reference'])} -> fwd+bwd speedup {fb:.1f}x")
+        print(
+            f"reduced reference: {fmt(results['reduced_reference'])} -> fwd+bwd speedup {fb:.1f}x"
+        )
         results["max_abs_diff_vs_reference"] = max_abs_diff(small, small_cams, "cpu", "reference")
-        print(f"max |cpu - reference| on the reduced workload: {results['max_abs_diff_vs_reference']:.2e}")
+        diff = results["max_abs_diff_vs_reference"]
+        print(f"max |cpu - reference| on the reduced workload: {diff:.2e}")
     return results
 
 
 def bench_cuda(args):
     tensors, grid = voxel_scene("cuda")
     front, bev = gaussrender_cameras(grid, "cuda")
-    results = {"machine": machine(), "workload": "200x200x16 voxel Gaussians (640k), C=18 + depth, "
-               "900x1600 pinhole + 400x400 ortho BEV"}
+    results = {
+        "machine": machine(),
+        "workload": "200x200x16 voxel Gaussians (640k), C=18 + depth, "
+        "900x1600 pinhole + 400x400 ortho BEV",
+    }
     for backend in ("cuda", "gsplat"):
         try:
             results[backend] = run_case(tensors, [front, bev], backend, "cuda", args.repeat)
@@ -152,7 +170,9 @@ def fmt(r):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks splat", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks splat", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--gaussians", type=int, default=20_000)
     parser.add_argument("--channels", type=int, default=19)

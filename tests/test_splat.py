@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 import gaussocc_ops as go
 
 
-def random_scene(seed, B=2, N=40, C=5, V=2, ortho=False, dtype=torch.float64, device="cpu", size=(24, 32)):
+def random_scene(
+    seed, B=2, N=40, C=5, V=2, ortho=False, dtype=torch.float64, device="cpu", size=(24, 32)
+):
     """Gaussians in front of V cameras looking at them from different places."""
     g = torch.Generator().manual_seed(seed)
     H, W = size
@@ -17,20 +19,31 @@ def random_scene(seed, B=2, N=40, C=5, V=2, ortho=False, dtype=torch.float64, de
     def r(*shape):
         return torch.rand(*shape, generator=g, dtype=dtype)
 
-    means = (r(B, N, 3) - 0.5) * torch.tensor([3.0, 3.0, 2.0], dtype=dtype) + torch.tensor([0, 0, 6.0], dtype=dtype)
+    means = (r(B, N, 3) - 0.5) * torch.tensor([3.0, 3.0, 2.0], dtype=dtype) + torch.tensor(
+        [0, 0, 6.0], dtype=dtype
+    )
     scales = r(B, N, 3) * 0.35 + 0.05
     quats = torch.randn(B, N, 4, generator=g, dtype=dtype)
     opacities = r(B, N) * 0.9 + 0.05
     features = r(B, N, C)
-    eyes = torch.stack([torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.5, -0.7, 0.5]),
-                        torch.tensor([-1.0, 1.0, -0.5])])[:V].to(dtype)
+    eyes = torch.stack(
+        [
+            torch.tensor([0.0, 0.0, 0.0]),
+            torch.tensor([1.5, -0.7, 0.5]),
+            torch.tensor([-1.0, 1.0, -0.5]),
+        ]
+    )[:V].to(dtype)
     eyes = eyes[None].expand(B, V, 3) + 0.2 * (r(B, V, 3) - 0.5)
-    vm = go.cameras.look_at(eyes, torch.tensor([0.0, 0.0, 6.0], dtype=dtype).expand(B, V, 3), up=(0, -1, 0))
+    vm = go.cameras.look_at(
+        eyes, torch.tensor([0.0, 0.0, 6.0], dtype=dtype).expand(B, V, 3), up=(0, -1, 0)
+    )
     if ortho:
         K = torch.tensor([[W / 4.0, 0, W / 2], [0, H / 4.0, H / 2], [0, 0, 1]], dtype=dtype)
     else:
         K = torch.tensor([[1.2 * W, 0, W / 2], [0, 1.2 * W, H / 2], [0, 0, 1]], dtype=dtype)
-    cams = go.Cameras(vm, K.expand(B, V, 3, 3).clone(), width=W, height=H, model="ortho" if ortho else "pinhole")
+    cams = go.Cameras(
+        vm, K.expand(B, V, 3, 3).clone(), width=W, height=H, model="ortho" if ortho else "pinhole"
+    )
     tensors = [t.to(device) for t in (means, scales, quats, opacities, features)]
     return tensors, cams.to(device)
 
@@ -66,7 +79,9 @@ def test_cpu_kernel_matches_reference_in_float32():
     ref_out, ref_grads = render_and_grads(tensors, cams, "reference")
     cpu_out, cpu_grads = render_and_grads(tensors, cams, "cpu")
     assert_close_all(cpu_out, ref_out, rtol=1e-4, atol=1e-5)
-    for name, x, y in zip(["means", "scales", "quats", "opacities", "features"], cpu_grads, ref_grads):
+    for name, x, y in zip(
+        ["means", "scales", "quats", "opacities", "features"], cpu_grads, ref_grads
+    ):
         err = (x - y).abs().max() / y.abs().max()
         assert err < 2e-3, name
 
@@ -77,8 +92,12 @@ def test_gradcheck_cpu_kernel(ortho):
     tensors[3] = tensors[3].clamp(max=0.6)  # keep alpha away from its 0.999 clamp
 
     def fn(*leaves):
-        out = go.splat(go.Gaussians(*leaves), cams, backend="cpu", background=torch.tensor([0.3, -0.2],
-                       dtype=torch.float64))
+        out = go.splat(
+            go.Gaussians(*leaves),
+            cams,
+            backend="cpu",
+            background=torch.tensor([0.3, -0.2], dtype=torch.float64),
+        )
         return out.features, out.depth, out.alpha
 
     leaves = [t.clone().requires_grad_() for t in tensors]
@@ -88,23 +107,56 @@ def test_gradcheck_cpu_kernel(ortho):
 def test_registered_ops_pass_opcheck():
     tensors, cams = random_scene(11, B=1, N=12, C=3, V=1, dtype=torch.float32)
     means, scales, quats, opac, feats = tensors
-    args = (means, quats, scales, opac, cams.viewmats.contiguous(), cams.Ks.contiguous(), 32, 24, 0.01, 100.0,
-            0.3, False)
-    torch.library.opcheck(torch.ops.gaussocc.project_gaussians.default, args,
-                          test_utils=("test_schema", "test_faketensor"))
+    args = (
+        means,
+        quats,
+        scales,
+        opac,
+        cams.viewmats.contiguous(),
+        cams.Ks.contiguous(),
+        32,
+        24,
+        0.01,
+        100.0,
+        0.3,
+        False,
+    )
+    torch.library.opcheck(
+        torch.ops.gaussocc.project_gaussians.default,
+        args,
+        test_utils=("test_schema", "test_faketensor"),
+    )
     m2, con, dep, rad = torch.ops.gaussocc.project_gaussians(*args)
     raster_args = (m2, con, dep, rad, opac, feats, 32, 24, 16)
-    torch.library.opcheck(torch.ops.gaussocc.rasterize.default, raster_args,
-                          test_utils=("test_schema", "test_autograd_registration"))
+    torch.library.opcheck(
+        torch.ops.gaussocc.rasterize.default,
+        raster_args,
+        test_utils=("test_schema", "test_autograd_registration"),
+    )
     out = torch.ops.gaussocc.rasterize(*raster_args)
     g = [torch.randn_like(out[0]), torch.randn_like(out[1]), torch.randn_like(out[2])]
-    torch.library.opcheck(torch.ops.gaussocc.rasterize_backward.default,
-                          (m2, con, dep, opac, feats, out[2], out[3], out[4], out[5], *g, 32, 24, 16),
-                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(
+        torch.ops.gaussocc.rasterize_backward.default,
+        (m2, con, dep, opac, feats, out[2], out[3], out[4], out[5], *g, 32, 24, 16),
+        test_utils=("test_schema", "test_faketensor"),
+    )
     torch.library.opcheck(
         torch.ops.gaussocc.project_gaussians_backward.default,
-        (means, quats, scales, cams.viewmats.contiguous(), cams.Ks.contiguous(), rad, torch.randn_like(m2),
-         torch.randn_like(con), torch.randn_like(dep), 32, 24, 0.3, False),
+        (
+            means,
+            quats,
+            scales,
+            cams.viewmats.contiguous(),
+            cams.Ks.contiguous(),
+            rad,
+            torch.randn_like(m2),
+            torch.randn_like(con),
+            torch.randn_like(dep),
+            32,
+            24,
+            0.3,
+            False,
+        ),
         test_utils=("test_schema", "test_faketensor"),
     )
 
@@ -132,9 +184,13 @@ def test_zero_opacity_renders_background(backend):
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 def test_zero_gaussians_render_background(backend):
     cams = random_scene(0)[1]
-    g = go.Gaussians(torch.zeros(2, 0, 3, dtype=torch.float64), torch.zeros(2, 0, 3, dtype=torch.float64),
-                     torch.zeros(2, 0, 4, dtype=torch.float64), torch.zeros(2, 0, dtype=torch.float64),
-                     torch.zeros(2, 0, 2, dtype=torch.float64))
+    g = go.Gaussians(
+        torch.zeros(2, 0, 3, dtype=torch.float64),
+        torch.zeros(2, 0, 3, dtype=torch.float64),
+        torch.zeros(2, 0, 4, dtype=torch.float64),
+        torch.zeros(2, 0, dtype=torch.float64),
+        torch.zeros(2, 0, 2, dtype=torch.float64),
+    )
     bg = torch.tensor([1.0, 2.0], dtype=torch.float64)
     out = go.splat(g, cams, backend=backend, background=bg)
     assert out.features.shape == (2, 2, 24, 32, 2)
@@ -148,25 +204,41 @@ def test_single_gaussian_facing_camera_is_the_analytic_2d_gaussian(backend, orth
     s, z, f, eps2d, o = 0.3, 4.0, 40.0, 0.3, 0.8
     H = W = 48
     mean = torch.tensor([[[0.25, -0.1, z]]], dtype=torch.float64)
-    g = go.Gaussians.isotropic(mean, s, torch.tensor([[o]], dtype=torch.float64),
-                               torch.tensor([[[1.0, 2.0]]], dtype=torch.float64))
+    g = go.Gaussians.isotropic(
+        mean,
+        s,
+        torch.tensor([[o]], dtype=torch.float64),
+        torch.tensor([[[1.0, 2.0]]], dtype=torch.float64),
+    )
     f_px = f if not ortho else 20.0
     K = torch.tensor([[[f_px, 0, W / 2], [0, f_px, H / 2], [0, 0, 1]]], dtype=torch.float64)
-    cams = go.Cameras(torch.eye(4, dtype=torch.float64)[None], K, width=W, height=H,
-                      model="ortho" if ortho else "pinhole")
+    cams = go.Cameras(
+        torch.eye(4, dtype=torch.float64)[None],
+        K,
+        width=W,
+        height=H,
+        model="ortho" if ortho else "pinhole",
+    )
     out = go.splat(g, cams, backend=backend, eps2d=eps2d)
     # 2D mean and the variance of the projected sphere (J = diag(f/z) at the centre; the off-axis
     # terms of J are -f x/z^2 and enter the covariance through s^2 as well)
     x, y = 0.25, -0.1
     if ortho:
         u, v = f_px * x + W / 2, f_px * y + H / 2
-        cov = torch.tensor([[f_px**2 * s**2 + eps2d, 0.0], [0.0, f_px**2 * s**2 + eps2d]], dtype=torch.float64)
+        cov = torch.tensor(
+            [[f_px**2 * s**2 + eps2d, 0.0], [0.0, f_px**2 * s**2 + eps2d]], dtype=torch.float64
+        )
     else:
         u, v = f_px * x / z + W / 2, f_px * y / z + H / 2
-        J = torch.tensor([[f_px / z, 0, -f_px * x / z**2], [0, f_px / z, -f_px * y / z**2]], dtype=torch.float64)
+        J = torch.tensor(
+            [[f_px / z, 0, -f_px * x / z**2], [0, f_px / z, -f_px * y / z**2]], dtype=torch.float64
+        )
         cov = s**2 * J @ J.T + eps2d * torch.eye(2, dtype=torch.float64)
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float64) + 0.5, torch.arange(W, dtype=torch.float64) + 0.5,
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(H, dtype=torch.float64) + 0.5,
+        torch.arange(W, dtype=torch.float64) + 0.5,
+        indexing="ij",
+    )
     d = torch.stack([xs - u, ys - v], -1)
     maha = torch.einsum("hwi,ij,hwj->hw", d, torch.linalg.inv(cov), d)
     alpha = o * torch.exp(-0.5 * maha)
@@ -180,20 +252,31 @@ def test_single_gaussian_facing_camera_is_the_analytic_2d_gaussian(backend, orth
 def test_rigid_motion_of_scene_and_cameras_leaves_images_unchanged(backend):
     tensors, cams = random_scene(9, B=1, N=30, C=3)
     angle = 0.7
-    R = torch.tensor([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]],
-                     dtype=torch.float64)
+    R = torch.tensor(
+        [[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]],
+        dtype=torch.float64,
+    )
     t = torch.tensor([3.0, -2.0, 1.5], dtype=torch.float64)
     means, scales, quats, opac, feats = tensors
     # rotate each Gaussian's frame: q' = q_R * q
     qr = torch.tensor([math.cos(angle / 2), 0, 0, math.sin(angle / 2)], dtype=torch.float64)
     w1, x1, y1, z1 = qr
     w2, x2, y2, z2 = quats.unbind(-1)
-    quats2 = torch.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                          w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], -1)
+    quats2 = torch.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        -1,
+    )
     moved = [means @ R.T + t, scales, quats2, opac, feats]
     T = torch.eye(4, dtype=torch.float64)
     T[:3, :3], T[:3, 3] = R, t
-    cams2 = go.Cameras(cams.viewmats @ torch.linalg.inv(T), cams.Ks, width=cams.width, height=cams.height)
+    cams2 = go.Cameras(
+        cams.viewmats @ torch.linalg.inv(T), cams.Ks, width=cams.width, height=cams.height
+    )
     a = go.splat(go.Gaussians(*tensors), cams, backend=backend)
     b = go.splat(go.Gaussians(*moved), cams2, backend=backend)
     assert_close_all(a, b, rtol=1e-8, atol=1e-9)
@@ -203,8 +286,12 @@ def test_rigid_motion_of_scene_and_cameras_leaves_images_unchanged(backend):
 def test_bev_depth_of_a_flat_layer_is_its_distance_below_the_camera(backend):
     grid = go.VoxelGrid(origin=(-2.0, -2.0, 0.0), voxel_size=0.25, shape=(16, 16, 8))
     xy = grid.centers()[:, :, 2, :].reshape(-1, 3).double()  # the layer at z = 0.625
-    g = go.Gaussians.isotropic(xy[None], 0.125, torch.ones(1, len(xy), dtype=torch.float64),
-                               torch.tensor([0.0, 1.0], dtype=torch.float64).expand(1, len(xy), 2))
+    g = go.Gaussians.isotropic(
+        xy[None],
+        0.125,
+        torch.ones(1, len(xy), dtype=torch.float64),
+        torch.tensor([0.0, 1.0], dtype=torch.float64).expand(1, len(xy), 2),
+    )
     cam = go.cameras.bev(grid, 32, height_above=1.0, dtype=torch.float64)
     out = go.splat(g, cam, backend=backend, depth_mode="expected")
     expected = grid.upper[2] + 1.0 - 0.625
@@ -228,19 +315,21 @@ def test_batch_elements_render_independently_and_cameras_broadcast():
     g = go.Gaussians(*tensors)
     full = go.splat(g, cams, backend="cpu")
     for b in range(3):
-        single = go.splat(g[b:b + 1], cams[b:b + 1], backend="cpu")
-        assert_close_all([o[b:b + 1] for o in full], single, rtol=1e-12, atol=1e-12)
+        single = go.splat(g[b : b + 1], cams[b : b + 1], backend="cpu")
+        assert_close_all([o[b : b + 1] for o in full], single, rtol=1e-12, atol=1e-12)
     shared = go.splat(g, cams[0], backend="cpu")  # [V] cameras without batch dims
     for b in range(3):
-        single = go.splat(g[b:b + 1], cams[0:1], backend="cpu")
-        assert_close_all([o[b:b + 1] for o in shared], single, rtol=1e-12, atol=1e-12)
+        single = go.splat(g[b : b + 1], cams[0:1], backend="cpu")
+        assert_close_all([o[b : b + 1] for o in shared], single, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 def test_gaussians_behind_the_camera_are_culled_without_nan(backend):
     tensors = random_scene(8, B=1, V=1, N=20)[0]
     K = torch.tensor([[[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]]], dtype=torch.float64)
-    cams = go.Cameras(torch.eye(4, dtype=torch.float64)[None], K, width=32, height=24)  # at the origin
+    cams = go.Cameras(
+        torch.eye(4, dtype=torch.float64)[None], K, width=32, height=24
+    )  # at the origin
     means = tensors[0]
     behind = means * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # mirrored behind it
     on_plane = means * torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)  # exactly on its plane
@@ -267,7 +356,9 @@ def test_half_precision_inputs_are_upcast():
 def test_bad_inputs_raise_clear_errors():
     tensors, cams = random_scene(0, B=2, V=2, C=3)
     g = go.Gaussians(*tensors)
-    three = go.Cameras(cams.viewmats[:1].expand(3, 2, 4, 4), cams.Ks[:1].expand(3, 2, 3, 3), width=32, height=24)
+    three = go.Cameras(
+        cams.viewmats[:1].expand(3, 2, 4, 4), cams.Ks[:1].expand(3, 2, 3, 3), width=32, height=24
+    )
     with pytest.raises(ValueError, match="does not broadcast"):
         go.splat(g, three)
     with pytest.raises(ValueError, match="background must have 3 channels"):
@@ -297,7 +388,9 @@ def test_cuda_kernel_matches_cpu_kernel(C, ortho):
     for dtype, rtol, atol in ((torch.float64, 1e-9, 1e-9), (torch.float32, 1e-4, 1e-5)):
         tensors, cams = random_scene(21, C=C, ortho=ortho, N=300, dtype=dtype, size=(40, 56))
         cpu_out, cpu_grads = render_and_grads(tensors, cams, "cpu")
-        cuda_out, cuda_grads = render_and_grads([t.cuda() for t in tensors], cams.to("cuda"), "cuda")
+        cuda_out, cuda_grads = render_and_grads(
+            [t.cuda() for t in tensors], cams.to("cuda"), "cuda"
+        )
         assert_close_all([o.cpu() for o in cuda_out], cpu_out, rtol=rtol, atol=atol)
         for x, y in zip(cuda_grads, cpu_grads):
             assert (x.cpu() - y).abs().max() <= 1e-3 * y.abs().max() + atol

@@ -98,7 +98,9 @@ def test_look_at_puts_target_on_optical_axis_with_up_at_top():
     p = vm @ torch.cat([target, torch.ones(1)])
     assert p[0].abs() < 1e-5 and p[1].abs() < 1e-5
     assert p[2] == pytest.approx(float((target - eye).norm()), rel=1e-5)
-    above = vm @ torch.tensor([0.5, 1.0, 5.0, 1.0])  # a point above the target is higher in the image
+    above = vm @ torch.tensor(
+        [0.5, 1.0, 5.0, 1.0]
+    )  # a point above the target is higher in the image
     assert above[1] < 0
 
 

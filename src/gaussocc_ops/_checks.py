@@ -1,4 +1,7 @@
-"""Input validation shared by every op: errors name the argument, what was expected and what came."""
+"""Input validation shared by every op.
+
+Errors name the argument, what was expected and what came.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ def describe(t: torch.Tensor) -> str:
     return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
 
 
-def check_tensor(name: str, value, *, min_dim: int = 0, last: Sequence[int | None] = ()) -> torch.Tensor:
+def check_tensor(
+    name: str, value, *, min_dim: int = 0, last: Sequence[int | None] = ()
+) -> torch.Tensor:
     """Check that ``value`` is a tensor with at least ``min_dim`` dims whose trailing sizes are
     ``last`` (None matches any size)."""
     if not isinstance(value, torch.Tensor):
@@ -22,7 +27,7 @@ def check_tensor(name: str, value, *, min_dim: int = 0, last: Sequence[int | Non
     if value.dim() < need:
         raise ValueError(f"{name} must have at least {need} dims, got {describe(value)}")
     if last:
-        tail = tuple(value.shape[value.dim() - len(last):])
+        tail = tuple(value.shape[value.dim() - len(last) :])
         for got, want in zip(tail, last):
             if want is not None and got != want:
                 spec = ", ".join("*" if w is None else str(w) for w in last)
@@ -46,11 +51,16 @@ def check_same_device(**tensors: torch.Tensor) -> torch.device:
     for k, v in items[1:]:
         if v.device != device:
             raise ValueError(
-                f"{k} is on {v.device} but {items[0][0]} is on {device}; all inputs must share a device"
+                f"{k} is on {v.device} but {items[0][0]} is on {device}; "
+                "all inputs must share a device"
             )
     return device
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """float64 if any input is float64, else float32 (half precision is upcast)."""
-    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+    return (
+        torch.float64
+        if any(t is not None and t.dtype == torch.float64 for t in tensors)
+        else torch.float32
+    )

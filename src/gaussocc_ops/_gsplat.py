@@ -8,8 +8,6 @@ the background is added by the caller, as for our kernels.
 
 from __future__ import annotations
 
-import torch
-
 
 def _rasterization():
     try:
@@ -22,7 +20,9 @@ def _rasterization():
     return rasterization
 
 
-def splat(means, quats, scales, opacities, features, viewmats, Ks, width, height, near, far, eps2d, ortho):
+def splat(
+    means, quats, scales, opacities, features, viewmats, Ks, width, height, near, far, eps2d, ortho
+):
     """Flattened inputs as in ``reference.splat.splat``; returns (features, depth, alpha)."""
     rasterization = _rasterization()
     C = features.shape[-1]
@@ -30,8 +30,16 @@ def splat(means, quats, scales, opacities, features, viewmats, Ks, width, height
     args = [t.float() for t in (means, quats, scales, opacities, features, viewmats, Ks)]
     try:
         colors, alphas, _ = rasterization(
-            *args, width=width, height=height, near_plane=near, far_plane=far, eps2d=eps2d,
-            packed=False, tile_size=16, render_mode="RGB+D", rasterize_mode="classic",
+            *args,
+            width=width,
+            height=height,
+            near_plane=near,
+            far_plane=far,
+            eps2d=eps2d,
+            packed=False,
+            tile_size=16,
+            render_mode="RGB+D",
+            rasterize_mode="classic",
             camera_model="ortho" if ortho else "pinhole",
         )
     except Exception as exc:

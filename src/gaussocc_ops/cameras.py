@@ -31,7 +31,9 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up=(0.0, 0.0, 1.0)) -> torc
     return viewmat
 
 
-def pinhole_intrinsics(width: int, height: int, fov_x_deg: float, *, dtype=torch.float32, device=None):
+def pinhole_intrinsics(
+    width: int, height: int, fov_x_deg: float, *, dtype=torch.float32, device=None
+):
     """``[3, 3]`` intrinsics of a pinhole camera with horizontal field of view ``fov_x_deg``,
     square pixels and the principal point at the image centre."""
     import math
@@ -42,8 +44,14 @@ def pinhole_intrinsics(width: int, height: int, fov_x_deg: float, *, dtype=torch
     )
 
 
-def bev(grid: VoxelGrid, resolution: int | tuple[int, int], *, height_above: float = 1.0,
-        dtype=torch.float32, device=None) -> Cameras:
+def bev(
+    grid: VoxelGrid,
+    resolution: int | tuple[int, int],
+    *,
+    height_above: float = 1.0,
+    dtype=torch.float32,
+    device=None,
+) -> Cameras:
     """A true orthographic top-down camera covering the grid's xy extent exactly.
 
     The camera sits ``height_above`` metres above the grid's top face and looks down (-z). Image
@@ -63,6 +71,8 @@ def bev(grid: VoxelGrid, resolution: int | tuple[int, int], *, height_above: flo
     viewmat[:3, :3] = R
     viewmat[:3, 3] = -(R @ eye)
     K = torch.tensor(
-        [[W / (x1 - x0), 0.0, 0.0], [0.0, H / (y1 - y0), 0.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
+        [[W / (x1 - x0), 0.0, 0.0], [0.0, H / (y1 - y0), 0.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+        device=device,
     )
     return Cameras(viewmat[None], K[None], width=W, height=H, model="ortho")

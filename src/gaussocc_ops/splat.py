@@ -46,7 +46,8 @@ def splat(
     Each Gaussian is projected with the EWA approximation
     ``Sigma2D = J W (R S S^T R^T) W^T J^T + eps2d I`` (J: Jacobian of the pinhole or
     orthographic projection) and composited front to back in depth order:
-    ``C_p = sum_i T_i alpha_i c_i``, ``D_p = sum_i T_i alpha_i z_i``, ``A_p = 1 - prod_i (1 - alpha_i)``
+    ``C_p = sum_i T_i alpha_i c_i``, ``D_p = sum_i T_i alpha_i z_i``,
+    ``A_p = 1 - prod_i (1 - alpha_i)``
     with ``T_i = prod_{j<i} (1 - alpha_j)`` (GaussRender Eq. 2-3). The numeric conventions
     (alpha clamp 0.999, skip below 1/255, stop at T <= 1e-4, FOV clamp of J) are those of
     3DGS/gsplat and are listed in ``docs/splatting.md``.
@@ -70,7 +71,8 @@ def splat(
         features and background; cameras are constants.
 
     Example:
-        >>> g = Gaussians.isotropic(torch.tensor([[0., 0., 5.]]), 0.5, torch.ones(1), torch.ones(1, 3))
+        >>> mean = torch.tensor([[0.0, 0.0, 5.0]])
+        >>> g = Gaussians.isotropic(mean, 0.5, torch.ones(1), torch.ones(1, 3))
         >>> K = torch.tensor([[[50., 0, 32], [0, 50., 32], [0, 0, 1]]])
         >>> cams = Cameras(torch.eye(4)[None], K, width=64, height=64)
         >>> out = splat(g, cams)
@@ -121,8 +123,21 @@ def splat(
     viewmats = flat(cameras.viewmats, (V, 4, 4))
     Ks = flat(cameras.Ks, (V, 3, 3))
     ortho = cameras.model == "ortho"
-    args = (means, quats, scales, opacities, features, viewmats, Ks, W, H, float(near), float(far),
-            float(eps2d), ortho)
+    args = (
+        means,
+        quats,
+        scales,
+        opacities,
+        features,
+        viewmats,
+        Ks,
+        W,
+        H,
+        float(near),
+        float(far),
+        float(eps2d),
+        ortho,
+    )
 
     if B == 0 or V == 0:
         feats = features.new_zeros(B, V, H, W, C)
@@ -168,7 +183,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         if not _ext.kernel_available("rasterize", device):
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
+                f"compiled ({_ext.build_info()['error'] or 'no such kernel in this build'})"
             )
     if backend == "gsplat" and device.type != "cuda":
         raise ValueError(f"backend='gsplat' needs CUDA tensors, got {device}")
@@ -178,7 +193,9 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
 def _broadcast_background(background, batch, V, C, dtype, device):
     check_tensor("background", background, min_dim=1)
     if background.shape[-1] != C:
-        raise ValueError(f"background must have {C} channels in its last dim, got {describe(background)}")
+        raise ValueError(
+            f"background must have {C} channels in its last dim, got {describe(background)}"
+        )
     if background.device != device:
         raise ValueError(f"background is on {background.device} but gaussians are on {device}")
     bg = background.to(dtype)
@@ -193,7 +210,9 @@ def _broadcast_background(background, batch, V, C, dtype, device):
     return bg.reshape(-1, V, C)
 
 
-def _splat_kernels(means, quats, scales, opacities, features, viewmats, Ks, W, H, near, far, eps2d, ortho):
+def _splat_kernels(
+    means, quats, scales, opacities, features, viewmats, Ks, W, H, near, far, eps2d, ortho
+):
     means2d, conics, depths, radii = torch.ops.gaussocc.project_gaussians(
         means, quats, scales, opacities, viewmats, Ks, W, H, near, far, eps2d, ortho
     )
@@ -231,18 +250,42 @@ def _register_autograd() -> None:
         V = viewmats.shape[1]
         shape = means.new_empty(B, V, N)
         g_m, g_q, g_s = torch.ops.gaussocc.project_gaussians_backward(
-            means, quats, scales, viewmats, Ks, radii,
+            means,
+            quats,
+            scales,
+            viewmats,
+            Ks,
+            radii,
             zeros(g_means2d, shape.unsqueeze(-1).expand(B, V, N, 2)),
             zeros(g_conics, shape.unsqueeze(-1).expand(B, V, N, 3)),
             zeros(g_depths, shape),
-            width, height, eps2d, ortho,
+            width,
+            height,
+            eps2d,
+            ortho,
         )
         return g_m, g_q, g_s, None, None, None, None, None, None, None, None, None
 
-    torch.library.register_autograd(lib + "project_gaussians", project_backward, setup_context=project_setup)
+    torch.library.register_autograd(
+        lib + "project_gaussians", project_backward, setup_context=project_setup
+    )
 
     @torch.library.register_fake(lib + "project_gaussians_backward")
-    def _(means, quats, scales, viewmats, Ks, radii, g_means2d, g_conics, g_depths, width, height, eps2d, ortho):
+    def _(
+        means,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        radii,
+        g_means2d,
+        g_conics,
+        g_depths,
+        width,
+        height,
+        eps2d,
+        ortho,
+    ):
         return torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales)
 
     @torch.library.register_fake(lib + "rasterize")
@@ -264,7 +307,9 @@ def _register_autograd() -> None:
     def raster_setup(ctx, inputs, output):
         means2d, conics, depths, _, opacities, features, width, height, tile_size = inputs
         _, _, alpha, last, offsets, ids = output
-        ctx.save_for_backward(means2d, conics, depths, opacities, features, alpha, last, offsets, ids)
+        ctx.save_for_backward(
+            means2d, conics, depths, opacities, features, alpha, last, offsets, ids
+        )
         ctx.cfg = (width, height, tile_size)
         ctx.mark_non_differentiable(last, offsets, ids)
 
@@ -273,22 +318,61 @@ def _register_autograd() -> None:
         width, height, tile_size = ctx.cfg
         B, V, N = depths.shape
         C = features.shape[-1]
-        g_feats = features.new_zeros(B, V, height, width, C) if g_feats is None else g_feats.contiguous()
-        g_depth = features.new_zeros(B, V, height, width) if g_depth is None else g_depth.contiguous()
-        g_alpha = features.new_zeros(B, V, height, width) if g_alpha is None else g_alpha.contiguous()
+        g_feats = (
+            features.new_zeros(B, V, height, width, C) if g_feats is None else g_feats.contiguous()
+        )
+        g_depth = (
+            features.new_zeros(B, V, height, width) if g_depth is None else g_depth.contiguous()
+        )
+        g_alpha = (
+            features.new_zeros(B, V, height, width) if g_alpha is None else g_alpha.contiguous()
+        )
         grads = torch.ops.gaussocc.rasterize_backward(
-            means2d, conics, depths, opacities, features, alpha, last, offsets, ids,
-            g_feats, g_depth, g_alpha, width, height, tile_size,
+            means2d,
+            conics,
+            depths,
+            opacities,
+            features,
+            alpha,
+            last,
+            offsets,
+            ids,
+            g_feats,
+            g_depth,
+            g_alpha,
+            width,
+            height,
+            tile_size,
         )
         return (*grads[:3], None, *grads[3:], None, None, None)
 
     torch.library.register_autograd(lib + "rasterize", raster_backward, setup_context=raster_setup)
 
     @torch.library.register_fake(lib + "rasterize_backward")
-    def _(means2d, conics, depths, opacities, features, alpha, last, offsets, ids,
-          g_feats, g_depth, g_alpha, width, height, tile_size):
-        return (torch.empty_like(means2d), torch.empty_like(conics), torch.empty_like(depths),
-                torch.empty_like(opacities), torch.empty_like(features))
+    def _(
+        means2d,
+        conics,
+        depths,
+        opacities,
+        features,
+        alpha,
+        last,
+        offsets,
+        ids,
+        g_feats,
+        g_depth,
+        g_alpha,
+        width,
+        height,
+        tile_size,
+    ):
+        return (
+            torch.empty_like(means2d),
+            torch.empty_like(conics),
+            torch.empty_like(depths),
+            torch.empty_like(opacities),
+            torch.empty_like(features),
+        )
 
 
 if _ext.has_op("rasterize"):

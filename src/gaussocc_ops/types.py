@@ -62,12 +62,14 @@ class Gaussians:
             t = check_tensor(name, getattr(self, name), min_dim=2, last=(last,))
             if t.shape[:-1] != batch_n:
                 raise ValueError(
-                    f"{name} must have shape {tuple(batch_n) + (last,)} to match means, got {describe(t)}"
+                    f"{name} must have shape {tuple(batch_n) + (last,)} to match means, "
+                    f"got {describe(t)}"
                 )
         check_tensor("opacities", self.opacities)
         if self.opacities.shape != batch_n:
             raise ValueError(
-                f"opacities must have shape {tuple(batch_n)} to match means, got {describe(self.opacities)}"
+                f"opacities must have shape {tuple(batch_n)} to match means, "
+                f"got {describe(self.opacities)}"
             )
         check_tensor("features", self.features, min_dim=2)
         if self.features.shape[:-1] != batch_n:
@@ -76,7 +78,9 @@ class Gaussians:
                 f"got {describe(self.features)}"
             )
         if self.features.shape[-1] < 1:
-            raise ValueError(f"features must have at least one channel, got {describe(self.features)}")
+            raise ValueError(
+                f"features must have at least one channel, got {describe(self.features)}"
+            )
         device = self.means.device
         for name in ("means", "scales", "quats", "opacities", "features"):
             t = getattr(self, name)
@@ -87,7 +91,8 @@ class Gaussians:
             check_tensor("valid", self.valid)
             if self.valid.dtype != torch.bool or self.valid.shape != batch_n:
                 raise ValueError(
-                    f"valid must be a bool tensor of shape {tuple(batch_n)}, got {describe(self.valid)}"
+                    f"valid must be a bool tensor of shape {tuple(batch_n)}, "
+                    f"got {describe(self.valid)}"
                 )
             if self.valid.device != device:
                 raise ValueError(f"valid is on {self.valid.device} but means is on {device}")
@@ -123,6 +128,7 @@ class Gaussians:
 
     def to(self, *args, **kwargs) -> Gaussians:
         """``Tensor.to`` on every field (dtype changes leave ``valid`` bool)."""
+
         def move(t):
             if t.dtype == torch.bool:
                 return t.to(device=torch.empty(0).to(*args, **kwargs).device)
@@ -136,7 +142,11 @@ class Gaussians:
     def __getitem__(self, index) -> Gaussians:
         """Index the batch dimensions, e.g. ``g[0]`` or ``g[1:3]``."""
         out = _map_tensors(self, lambda t: t[index])
-        if out.means.dim() < 2 or out.means.shape[-1] != 3 or out.num_gaussians != self.num_gaussians:
+        if (
+            out.means.dim() < 2
+            or out.means.shape[-1] != 3
+            or out.num_gaussians != self.num_gaussians
+        ):
             raise IndexError("Gaussians can only be indexed along their batch dimensions")
         return out
 
@@ -144,7 +154,11 @@ class Gaussians:
     def isotropic(means, scale, opacities, features, valid=None) -> Gaussians:
         """Spherical Gaussians with identity rotation; ``scale`` is a float or ``[..., N]``."""
         scale_t = torch.as_tensor(scale, dtype=means.dtype, device=means.device)
-        scales = scale_t.unsqueeze(-1).expand(*means.shape) if scale_t.dim() else scale_t.expand(*means.shape)
+        scales = (
+            scale_t.unsqueeze(-1).expand(*means.shape)
+            if scale_t.dim()
+            else scale_t.expand(*means.shape)
+        )
         quats = means.new_zeros(*means.shape[:-1], 4)
         quats[..., 0] = 1.0
         return Gaussians(means, scales, quats, opacities, features, valid)
@@ -301,7 +315,7 @@ class VoxelGrid:
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
     def world_to_index(self, points: torch.Tensor) -> torch.Tensor:
-        """Continuous voxel coordinates of ``points [..., 3]`` (voxel ``i`` spans ``[i, i + 1)``)."""
+        """Continuous voxel coordinates of ``points [..., 3]``; voxel ``i`` spans ``[i, i + 1)``."""
         origin = points.new_tensor(self.origin)
         size = points.new_tensor(self.voxel_size)
         return (points - origin) / size

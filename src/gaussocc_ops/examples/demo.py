@@ -29,7 +29,7 @@ def room_labels(grid: go.VoxelGrid, num_classes: int, generator: torch.Generator
         sx, sy, sz = (int(v) for v in torch.randint(3, 8, (3,), generator=generator))
         x0 = int(torch.randint(2, X - sx - 2, (1,), generator=generator))
         y0 = int(torch.randint(2, Y - sy - 2, (1,), generator=generator))
-        labels[x0:x0 + sx, y0:y0 + sy, 1:1 + sz] = 2 + k % (num_classes - 2)
+        labels[x0 : x0 + sx, y0 : y0 + sy, 1 : 1 + sz] = 2 + k % (num_classes - 2)
     return labels
 
 
@@ -40,8 +40,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     info = go.build_info()
-    print(f"gaussocc_ops {go.__version__}: extension={info['extension']} "
-          f"cuda_kernels={info['cuda_kernels']} ops={len(info['ops'])}")
+    print(
+        f"gaussocc_ops {go.__version__}: extension={info['extension']} "
+        f"cuda_kernels={info['cuda_kernels']} ops={len(info['ops'])}"
+    )
 
     gen = torch.Generator().manual_seed(args.seed)
     num_classes = 6
@@ -62,15 +64,19 @@ def main(argv=None) -> None:
     persp = go.splat(g, cam, depth_mode="expected")
     top = go.splat(g, bev, depth_mode="expected")
     dt = time.perf_counter() - t0
-    print(f"{len(centers)} Gaussians from {grid.shape} voxels, {num_classes} classes; "
-          f"rendered 320x240 pinhole + 256x256 BEV in {dt * 1000:.1f} ms")
+    print(
+        f"{len(centers)} Gaussians from {grid.shape} voxels, {num_classes} classes; "
+        f"rendered 320x240 pinhole + 256x256 BEV in {dt * 1000:.1f} ms"
+    )
     colors = palette(num_classes)
     for name, r in (("camera", persp), ("bev", top)):
         alpha = r.alpha[0, 0, ..., 0]
         covered = (alpha > 0.5).float().mean().item()
         classes = r.features[0, 0].argmax(-1)[alpha > 0.5].bincount(minlength=num_classes)
-        print(f"  {name}: coverage {covered:.1%}, depth {r.depth[0, 0][alpha > 0.5].min():.2f}"
-              f"..{r.depth[0, 0][alpha > 0.5].max():.2f} m, pixels per class {classes.tolist()}")
+        print(
+            f"  {name}: coverage {covered:.1%}, depth {r.depth[0, 0][alpha > 0.5].min():.2f}"
+            f"..{r.depth[0, 0][alpha > 0.5].max():.2f} m, pixels per class {classes.tolist()}"
+        )
         save_png(out / f"{name}_semantics.png", colorize_probs(r.features[0, 0], colors))
         save_png(out / f"{name}_depth.png", colorize_depth(r.depth[0, 0, ..., 0], alpha > 0.5))
     print(f"pictures written to {out.resolve()}")

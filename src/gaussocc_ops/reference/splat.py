@@ -28,9 +28,15 @@ def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
     w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).reshape(*quats.shape[:-1], 3, 3)
@@ -80,7 +86,9 @@ def project_gaussians(means, quats, scales, viewmats, Ks, width, height, near, f
     return torch.stack([u, v], -1), conics, z, valid
 
 
-def rasterize(means2d, conics, depths, valid, opacities, features, width, height, chunk_elems=1 << 22):
+def rasterize(
+    means2d, conics, depths, valid, opacities, features, width, height, chunk_elems=1 << 22
+):
     """Composite projected Gaussians front to back.
 
     Args:
@@ -100,7 +108,9 @@ def rasterize(means2d, conics, depths, valid, opacities, features, width, height
     dep = torch.gather(depths, 2, order)
     ok = torch.gather(valid, 2, order)
     op = torch.gather(opacities[:, None].expand(B, V, N), 2, order)
-    feat = torch.gather(features[:, None].expand(B, V, N, C), 2, order[..., None].expand(B, V, N, C))
+    feat = torch.gather(
+        features[:, None].expand(B, V, N, C), 2, order[..., None].expand(B, V, N, C)
+    )
 
     ys, xs = torch.meshgrid(
         torch.arange(height, device=device, dtype=dtype) + 0.5,
@@ -112,7 +122,7 @@ def rasterize(means2d, conics, depths, valid, opacities, features, width, height
     step = max(1, chunk_elems // max(1, B * V * N))
     out_f, out_d, out_a = [], [], []
     for start in range(0, P, step):
-        p = pix[start:start + step]
+        p = pix[start : start + step]
         dx = p[None, None, :, None, 0] - m2[:, :, None, :, 0]  # [B, V, P, N]
         dy = p[None, None, :, None, 1] - m2[:, :, None, :, 1]
         a, b, c = con[:, :, None, :, 0], con[:, :, None, :, 1], con[:, :, None, :, 2]
@@ -132,7 +142,9 @@ def rasterize(means2d, conics, depths, valid, opacities, features, width, height
     return f, d, al
 
 
-def splat(means, quats, scales, opacities, features, viewmats, Ks, width, height, near, far, eps2d, ortho):
+def splat(
+    means, quats, scales, opacities, features, viewmats, Ks, width, height, near, far, eps2d, ortho
+):
     """Reference splatting on flattened inputs; returns (features, accumulated depth, alpha)."""
     means2d, conics, depths, valid = project_gaussians(
         means, quats, scales, viewmats, Ks, width, height, near, far, eps2d, ortho
