@@ -5,8 +5,10 @@ occupancy prediction.
     out = go.splat(gaussians, cameras)            # features, depth, alpha
 """
 
-from gaussocc_ops import cameras
+from gaussocc_ops import cameras, losses, metrics
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.metrics import RayIoU, SSCMetrics
+from gaussocc_ops.raycast import RaycastOutput, raycast
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
@@ -15,9 +17,15 @@ __version__ = "0.1.0"
 __all__ = [
     "Cameras",
     "Gaussians",
+    "RayIoU",
+    "RaycastOutput",
+    "SSCMetrics",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "losses",
+    "metrics",
+    "raycast",
     "splat",
 ]
