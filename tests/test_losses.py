@@ -64,7 +64,8 @@ def numpy_focal_sigmoid(logits, target, gamma, alpha, ignore):
 @given(seed=st.integers(0, 1000), gamma=st.sampled_from([0.0, 0.5, 2.0]), weighted=st.booleans())
 def test_focal_softmax_matches_numpy(seed, gamma, weighted):
     logits, target = rand_case(seed)
-    weight = torch.rand(4, generator=torch.Generator().manual_seed(seed)) + 0.1 if weighted else None
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.rand(4, generator=g, dtype=torch.float64) + 0.1 if weighted else None
     alpha = torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
     got = L.focal_loss(logits, target, gamma=gamma, alpha=alpha, weight=weight)
     want = numpy_focal_softmax(logits, target, gamma, alpha.numpy(),
