@@ -68,16 +68,19 @@ def test_focal_softmax_matches_numpy(seed, gamma, weighted):
     weight = torch.rand(4, generator=g, dtype=torch.float64) + 0.1 if weighted else None
     alpha = torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
     got = L.focal_loss(logits, target, gamma=gamma, alpha=alpha, weight=weight)
-    want = numpy_focal_softmax(logits, target, gamma, alpha.numpy(),
-                               None if weight is None else weight.numpy(), 255)
+    want = numpy_focal_softmax(
+        logits, target, gamma, alpha.numpy(), None if weight is None else weight.numpy(), 255
+    )
     assert got.item() == pytest.approx(want, rel=1e-9)
 
 
 def test_focal_gamma0_is_cross_entropy():
     logits, target = rand_case(1, dtype=torch.float32)
     w = torch.tensor([0.5, 1.0, 2.0, 3.0])
-    torch.testing.assert_close(L.focal_loss(logits, target, gamma=0.0, weight=w),
-                               F.cross_entropy(logits, target, weight=w, ignore_index=255))
+    torch.testing.assert_close(
+        L.focal_loss(logits, target, gamma=0.0, weight=w),
+        F.cross_entropy(logits, target, weight=w, ignore_index=255),
+    )
 
 
 def test_focal_sigmoid_matches_numpy():
@@ -90,7 +93,9 @@ def test_focal_gradcheck_and_empty():
     logits, target = rand_case(3, S=(2, 2, 1))
     logits.requires_grad_(True)
     for mode in ("softmax", "sigmoid"):
-        assert torch.autograd.gradcheck(lambda x, m=mode: L.focal_loss(x, target, mode=m), (logits,))
+        assert torch.autograd.gradcheck(
+            lambda x, m=mode: L.focal_loss(x, target, mode=m), (logits,)
+        )
     all_ignored = torch.full_like(target, 255)
     out = L.focal_loss(logits, all_ignored)
     out.backward()
@@ -103,7 +108,9 @@ def test_focal_half_precision_is_upcast_and_module():
     logits, target = rand_case(4, dtype=torch.float32)
     half = L.FocalLoss(gamma=2.0)(logits.half(), target)
     assert half.dtype == torch.float32
-    assert half.item() == pytest.approx(L.focal_loss(logits.half().float(), target).item(), rel=1e-6)
+    assert half.item() == pytest.approx(
+        L.focal_loss(logits.half().float(), target).item(), rel=1e-6
+    )
     with pytest.raises(ValueError, match="target"):
         L.focal_loss(logits, target[:, :1])
     with pytest.raises(ValueError, match="target values"):
@@ -167,8 +174,9 @@ def test_lovasz_ignore_per_sample_gradcheck_and_empty():
     logits, target = rand_case(6)
     keep = target != 255
     flat = logits.movedim(1, -1)[keep]
-    torch.testing.assert_close(L.lovasz_softmax(logits, target),
-                               lovasz_softmax_flat(torch.softmax(flat, -1), target[keep]))
+    torch.testing.assert_close(
+        L.lovasz_softmax(logits, target), lovasz_softmax_flat(torch.softmax(flat, -1), target[keep])
+    )
     per = L.lovasz_softmax(logits, target, per_sample=True)
     each = [L.lovasz_softmax(logits[b : b + 1], target[b : b + 1]) for b in range(2)]
     torch.testing.assert_close(per, torch.stack(each).mean())
@@ -196,7 +204,9 @@ def test_scal_losses_match_numpy():
     valid = t != 255
     p, tv = probs[valid], t[valid]
     geo = numpy_scal_terms(1 - p[:, 2], (tv != 2).astype(float))
-    sem = np.mean([numpy_scal_terms(p[:, c], (tv == c).astype(float)) for c in range(5) if (tv == c).any()])
+    sem = np.mean(
+        [numpy_scal_terms(p[:, c], (tv == c).astype(float)) for c in range(5) if (tv == c).any()]
+    )
     assert L.geo_scal_loss(logits, target, empty_class=2).item() == pytest.approx(geo, rel=1e-9)
     assert L.sem_scal_loss(logits, target).item() == pytest.approx(sem, rel=1e-9)
 
@@ -205,8 +215,11 @@ def test_scal_losses_match_numpy():
 def test_scal_losses_finite_on_degenerate_frames(fill):
     logits, target = rand_case(8, C=3)
     logits.requires_grad_(True)
-    target = {"empty": torch.zeros_like(target), "ignored": torch.full_like(target, 255),
-              "one_class": torch.ones_like(target)}[fill]
+    target = {
+        "empty": torch.zeros_like(target),
+        "ignored": torch.full_like(target, 255),
+        "one_class": torch.ones_like(target),
+    }[fill]
     total = L.geo_scal_loss(logits, target, empty_class=0) + L.sem_scal_loss(logits, target)
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(logits.grad).all()
@@ -237,8 +250,15 @@ def test_depth_huber_values_masks_and_gradcheck():
     empty.backward()
     assert empty.item() == 0.0 and torch.isfinite(pred.grad).all() and (pred.grad == 0).all()
     p = torch.rand(2, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x: L.depth_huber_loss(x, torch.rand(2, 3, 3, dtype=torch.float64,
-                                    generator=torch.Generator().manual_seed(0)) * 3, delta=0.3), (p,))
+    assert torch.autograd.gradcheck(
+        lambda x: L.depth_huber_loss(
+            x,
+            torch.rand(2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+            * 3,
+            delta=0.3,
+        ),
+        (p,),
+    )
 
 
 # ---------------------------------------------------------------- ssim and photometric
@@ -252,7 +272,9 @@ def numpy_ssim_box3(x, y, c1=1e-4, c2=9e-4):
             mx, my = a.mean(), b.mean()
             vx, vy = (a * a).mean() - mx**2, (b * b).mean() - my**2
             cov = (a * b).mean() - mx * my
-            out[i, j] = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+            out[i, j] = (
+                (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+            )
     return out
 
 
@@ -262,14 +284,18 @@ def test_ssim_matches_numpy_and_gradcheck():
     y = torch.rand(1, 2, 5, 6, generator=g, dtype=torch.float64)
     got = L.ssim(x, y)
     for c in range(2):
-        np.testing.assert_allclose(got[0, c].numpy(), numpy_ssim_box3(x[0, c].numpy(), y[0, c].numpy()), rtol=1e-10)
+        np.testing.assert_allclose(
+            got[0, c].numpy(), numpy_ssim_box3(x[0, c].numpy(), y[0, c].numpy()), rtol=1e-10
+        )
     torch.testing.assert_close(L.ssim(x, x, window="gaussian", window_size=5), torch.ones_like(x))
     xr = x.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a: L.ssim(a, y, window="gaussian", window_size=3), (xr,))
 
 
 def pinhole(B=1, f=10.0, W=12, H=8):
-    return torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=torch.float64).expand(B, 3, 3)
+    return torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=torch.float64).expand(
+        B, 3, 3
+    )
 
 
 def test_photometric_alignment_on_translated_plane():
@@ -286,7 +312,9 @@ def test_photometric_alignment_on_translated_plane():
     warp = L.warp_to_target(source, depth, T, K)
     assert warp.valid[0, :, : W - 2].all() and not warp.valid[0, :, W - 2 :].any()
     torch.testing.assert_close(warp.image[..., : W - 2], target[..., : W - 2])
-    assert L.photometric_alignment_loss(target, source, depth, T, K).item() == pytest.approx(0, abs=1e-12)
+    assert L.photometric_alignment_loss(target, source, depth, T, K).item() == pytest.approx(
+        0, abs=1e-12
+    )
     # Bian et al. weight: a source depth of 3 D gives |D - 3D| / (D + 3D) = 0.5 -> M = 0.5
     noisy = torch.rand_like(source)
     plain = L.photometric_alignment_loss(target, noisy, depth, T, K)
@@ -317,14 +345,36 @@ def test_depth_reconstruction_consistency_matches_loop():
     dist = 1 + torch.rand(1, H, W, generator=g, dtype=torch.float64)
     depth = 1 + torch.rand(1, H, W, generator=g, dtype=torch.float64)
     Kinv = torch.linalg.inv(K[0])
-    want = np.mean([abs(dist[0, v, u].item() / (Kinv @ torch.tensor([u + 0.5, v + 0.5, 1.0], dtype=torch.float64)).norm().item()
-                        - depth[0, v, u].item()) for v in range(H) for u in range(W)])
-    assert L.depth_reconstruction_consistency_loss(dist, depth, K).item() == pytest.approx(want, rel=1e-12)
+    want = np.mean(
+        [
+            abs(
+                dist[0, v, u].item()
+                / (Kinv @ torch.tensor([u + 0.5, v + 0.5, 1.0], dtype=torch.float64)).norm().item()
+                - depth[0, v, u].item()
+            )
+            for v in range(H)
+            for u in range(W)
+        ]
+    )
+    assert L.depth_reconstruction_consistency_loss(dist, depth, K).item() == pytest.approx(
+        want, rel=1e-12
+    )
     # z-depth recovered exactly from a consistent distance map gives 0
-    rays = (Kinv @ torch.stack(torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")[::-1]
-                               + (torch.ones(H, W),), dim=-1).double().reshape(-1, 3).T).norm(dim=0)
+    rays = (
+        Kinv
+        @ torch.stack(
+            torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")[::-1]
+            + (torch.ones(H, W),),
+            dim=-1,
+        )
+        .double()
+        .reshape(-1, 3)
+        .T
+    ).norm(dim=0)
     consistent = depth * rays.reshape(1, H, W)
-    assert L.depth_reconstruction_consistency_loss(consistent, depth, K).item() == pytest.approx(0, abs=1e-12)
+    assert L.depth_reconstruction_consistency_loss(consistent, depth, K).item() == pytest.approx(
+        0, abs=1e-12
+    )
 
 
 def test_rgb_reconstruction_loss_terms():
@@ -332,31 +382,47 @@ def test_rgb_reconstruction_loss_terms():
     a = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
     b = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
     assert L.rgb_reconstruction_loss(a, a).item() == pytest.approx(0, abs=1e-12)
-    assert L.rgb_reconstruction_loss(a, b, betas=(0.0, 1.0)).item() == pytest.approx((a - b).abs().mean().item())
+    assert L.rgb_reconstruction_loss(a, b, betas=(0.0, 1.0)).item() == pytest.approx(
+        (a - b).abs().mean().item()
+    )
     ssim_term = ((1 - L.ssim(b, a)) / 2).mean().item()
     full = L.rgb_reconstruction_loss(a, b).item()
     assert full == pytest.approx(0.85 * ssim_term + 0.15 * (a - b).abs().mean().item(), rel=1e-12)
     mask = torch.zeros(2, 6, 6, dtype=torch.bool)
     mask[1] = True
-    assert L.rgb_reconstruction_loss(a, b, mask).item() == pytest.approx(L.rgb_reconstruction_loss(a[1:], b[1:]).item())
+    assert L.rgb_reconstruction_loss(a, b, mask).item() == pytest.approx(
+        L.rgb_reconstruction_loss(a[1:], b[1:]).item()
+    )
 
 
 # ---------------------------------------------------------------- planar
 def test_planar_regularization_values_weights_and_gradcheck():
     points = torch.tensor([[0.0, 0.0, 1.0], [1.0, 2.0, 0.5]], dtype=torch.float64)
-    neighbors = torch.tensor([[[5.0, 3.0, 0.0], [0.0, 0.0, 2.0]], [[0.0, 0.0, 0.0], [1.0, 1.0, 0.5]]],
-                             dtype=torch.float64)
+    neighbors = torch.tensor(
+        [[[5.0, 3.0, 0.0], [0.0, 0.0, 2.0]], [[0.0, 0.0, 0.0], [1.0, 1.0, 0.5]]],
+        dtype=torch.float64,
+    )
     normals = torch.tensor([[0.0, 0.0, 3.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     # point 0: offsets along z: 1, -1 -> 2; point 1: offsets along y: 2, 1 -> 5
     assert L.planar_regularization_loss(points, neighbors, normals).item() == pytest.approx(7.0)
     labels = torch.tensor([0, 1])
-    weighted = L.PlanarRegularizationLoss(torch.tensor([1.0, 0.1]))(points, neighbors, normals, labels)
+    weighted = L.PlanarRegularizationLoss(torch.tensor([1.0, 0.1]))(
+        points, neighbors, normals, labels
+    )
     assert weighted.item() == pytest.approx(2.0 + 0.5)
     valid = torch.tensor([False, True])
-    assert L.planar_regularization_loss(points, neighbors, normals, valid=valid, reduction="mean").item() == 5.0
+    assert (
+        L.planar_regularization_loss(
+            points, neighbors, normals, valid=valid, reduction="mean"
+        ).item()
+        == 5.0
+    )
     p = points.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda x: L.planar_regularization_loss(x, neighbors, normals, kappa=torch.tensor([0.3, 1.0],
-                                               dtype=torch.float64)), (p,))
+        lambda x: L.planar_regularization_loss(
+            x, neighbors, normals, kappa=torch.tensor([0.3, 1.0], dtype=torch.float64)
+        ),
+        (p,),
+    )
     empty = L.planar_regularization_loss(points[:0], neighbors[:0], normals[:0], reduction="mean")
     assert empty.item() == 0.0

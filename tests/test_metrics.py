@@ -25,7 +25,7 @@ def numpy_ssc(pred, target, C, empty, mask=None):
     m = np.ones_like(t, dtype=bool) if mask is None else mask.numpy().ravel()
     tp = fp = fn = 0
     ctp, cfp, cfn = np.zeros(C), np.zeros(C), np.zeros(C)
-    for pi, ti, mi in zip(p, t, m):
+    for pi, ti, mi in zip(p, t, m, strict=True):
         if ti == 255 or not mi:
             continue
         po, to = pi != empty, ti != empty
@@ -36,7 +36,9 @@ def numpy_ssc(pred, target, C, empty, mask=None):
             ctp[c] += pi == c and ti == c
             cfp[c] += pi == c and ti != c
             cfn[c] += pi != c and ti == c
-    iou_c = np.array([ctp[c] / (ctp[c] + cfp[c] + cfn[c]) if ctp[c] + cfp[c] + cfn[c] else 0.0 for c in range(C)])
+    iou_c = np.array(
+        [ctp[c] / (ctp[c] + cfp[c] + cfn[c]) if ctp[c] + cfp[c] + cfn[c] else 0.0 for c in range(C)]
+    )
     return tp / (tp + fp + fn), iou_c
 
 
@@ -47,7 +49,11 @@ def test_ssc_matches_numpy_over_batches(seed, empty, masked):
     preds, targets, masks = [], [], []
     for k in range(2):
         p, t = rand_labels(seed + k)
-        mask = torch.rand(t.shape, generator=torch.Generator().manual_seed(seed)) > 0.3 if masked else None
+        mask = (
+            torch.rand(t.shape, generator=torch.Generator().manual_seed(seed)) > 0.3
+            if masked
+            else None
+        )
         m.update(p, t, mask)
         preds.append(p), targets.append(t), masks.append(mask)
     cat_mask = torch.cat(masks) if masked else None
@@ -82,7 +88,9 @@ def test_ssc_known_cases_and_absent_classes():
     m.update(shifted, t)
     out = m.compute()
     assert out["iou"].item() == pytest.approx(1 / 3)
-    assert out["iou_per_class"].tolist() == pytest.approx([29 / 31, 0.0, 1.0])  # empty: TP 29, FP 1, FN 1
+    assert out["iou_per_class"].tolist() == pytest.approx(
+        [29 / 31, 0.0, 1.0]
+    )  # empty: TP 29, FP 1, FN 1
     assert out["miou"].item() == pytest.approx(0.5)
 
 
@@ -113,14 +121,21 @@ def test_rayiou_hand_built_room():
     pred = torch.zeros_like(gt)  # the walls predicted 1.5 m too close (3 voxels inward)
     pred[:, [3, -4], 3:-3] = 1
     pred[:, 3:-3, [3, -4]] = 1
-    m = M.RayIoU(grid, 2, 0, origins=torch.tensor([[0.0, 0.0, 0.1]]), num_azimuths=4, pitch_degrees=[0.0])
+    m = M.RayIoU(
+        grid, 2, 0, origins=torch.tensor([[0.0, 0.0, 0.1]]), num_azimuths=4, pitch_degrees=[0.0]
+    )
     m.update(pred, gt)
     out = m.compute()
     # four axis rays: GT wall at 3.5 m, predicted at 2.0 m: error 1.5 m
-    assert [out["rayiou@1"].item(), out["rayiou@2"].item(), out["rayiou@4"].item()] == [0.0, 1.0, 1.0]
+    assert [out["rayiou@1"].item(), out["rayiou@2"].item(), out["rayiou@4"].item()] == [
+        0.0,
+        1.0,
+        1.0,
+    ]
     assert out["rayiou"].item() == pytest.approx(2 / 3)
-    wrong_class = M.RayIoU(grid, 3, 0, origins=torch.tensor([[0.0, 0.0, 0.1]]), num_azimuths=4,
-                           pitch_degrees=[0.0])
+    wrong_class = M.RayIoU(
+        grid, 3, 0, origins=torch.tensor([[0.0, 0.0, 0.1]]), num_azimuths=4, pitch_degrees=[0.0]
+    )
     wrong_class.update(pred * 2, gt)
     assert wrong_class.compute()["rayiou"].item() == 0.0
 
@@ -133,7 +148,9 @@ def test_rayiou_counts_match_numpy_over_raycast():
     pred = gt.clone()
     flip = torch.rand(gt.shape, generator=g) < 0.3
     pred[flip] = torch.randint(0, 4, (int(flip.sum()),), generator=g)
-    m = M.RayIoU(grid, 4, 0, num_azimuths=24, pitch_degrees=[-10.0, 0.0, 10.0], thresholds=(0.5, 1.0))
+    m = M.RayIoU(
+        grid, 4, 0, num_azimuths=24, pitch_degrees=[-10.0, 0.0, 10.0], thresholds=(0.5, 1.0)
+    )
     m.update(pred, gt)
     dirs = M.ray_pattern(24, [-10.0, 0.0, 10.0])
     origin = torch.zeros(1, 3)
@@ -150,9 +167,13 @@ def test_rayiou_counts_match_numpy_over_raycast():
             if lp >= 0:
                 pc[lp] += 1
             for j, thr in enumerate((0.5, 1.0)):
-                tp[j, lg] += lg == lp and abs(a.distance[bi, r].item() - b.distance[bi, r].item()) < thr
+                tp[j, lg] += (
+                    lg == lp and abs(a.distance[bi, r].item() - b.distance[bi, r].item()) < thr
+                )
     iou = np.where(gc + pc - tp > 0, tp / np.maximum(gc + pc - tp, 1), 0)
-    want = [np.mean([iou[j, c] for c in range(1, 4) if gc[c] + pc[c] - tp[j, c] > 0]) for j in range(2)]
+    want = [
+        np.mean([iou[j, c] for c in range(1, 4) if gc[c] + pc[c] - tp[j, c] > 0]) for j in range(2)
+    ]
     out = m.compute()
     np.testing.assert_allclose(out["iou_per_class"].numpy(), iou)
     assert out["rayiou"].item() == pytest.approx(np.mean(want))
@@ -199,7 +220,9 @@ def test_bev_matches_numpy():
 # ---------------------------------------------------------------- depth
 def numpy_depth(pred, gt, lo, hi, median):
     rows = []
-    for p, g in zip(pred.numpy().reshape(len(pred), -1), gt.numpy().reshape(len(gt), -1)):
+    for p, g in zip(
+        pred.numpy().reshape(len(pred), -1), gt.numpy().reshape(len(gt), -1), strict=True
+    ):
         v = (g > lo) & (g < hi)
         if not v.any():
             continue
@@ -208,9 +231,17 @@ def numpy_depth(pred, gt, lo, hi, median):
             p = p * np.median(g) / np.median(p)
         p = np.clip(p, lo, hi)
         r = np.maximum(p / g, g / p)
-        rows.append([np.mean(np.abs(p - g) / g), np.mean((p - g) ** 2 / g), np.sqrt(np.mean((p - g) ** 2)),
-                     np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2)), np.mean(r < 1.25), np.mean(r < 1.25**2),
-                     np.mean(r < 1.25**3)])
+        rows.append(
+            [
+                np.mean(np.abs(p - g) / g),
+                np.mean((p - g) ** 2 / g),
+                np.sqrt(np.mean((p - g) ** 2)),
+                np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2)),
+                np.mean(r < 1.25),
+                np.mean(r < 1.25**2),
+                np.mean(r < 1.25**3),
+            ]
+        )
     return np.mean(rows, axis=0)
 
 
@@ -257,8 +288,10 @@ def numpy_boundary_f1(pred_occ, gt_occ, tol):
 
     def matched(src, dst):
         pts = np.argwhere(dst)
-        return sum(any(np.abs(pts[pts[:, 0] == i[0]] - i).max(1) <= tol) if len(pts) else False
-                   for i in np.argwhere(src))
+        return sum(
+            any(np.abs(pts[pts[:, 0] == i[0]] - i).max(1) <= tol) if len(pts) else False
+            for i in np.argwhere(src)
+        )
 
     mp, mg = matched(bp, bg), matched(bg, bp)
     P = mp / bp.sum() if bp.sum() else 0.0
@@ -275,7 +308,9 @@ def test_boundary_f1_matches_numpy(tol):
     m.update(pred, gt)
     P, R, F1 = numpy_boundary_f1(pred.numpy() != 0, gt.numpy() != 0, tol)
     out = m.compute()
-    assert (out["precision"].item(), out["recall"].item(), out["f1"].item()) == pytest.approx((P, R, F1))
+    assert (out["precision"].item(), out["recall"].item(), out["f1"].item()) == pytest.approx(
+        (P, R, F1)
+    )
 
 
 def test_boundary_f1_known_cases():

@@ -21,7 +21,9 @@ def make_data():
     flip = torch.rand(gt.shape, generator=g) < 0.2
     pred[flip] = torch.randint(0, 4, (int(flip.sum()),), generator=g)
     depth_gt = torch.rand(4, 6, 8, generator=g, dtype=torch.float64) * 60
-    depth_pred = depth_gt * (0.8 + 0.4 * torch.rand(4, 6, 8, generator=g, dtype=torch.float64)) + 0.5
+    depth_pred = (
+        depth_gt * (0.8 + 0.4 * torch.rand(4, 6, 8, generator=g, dtype=torch.float64)) + 0.5
+    )
     return pred, gt, depth_pred, depth_gt
 
 
@@ -85,5 +87,10 @@ def test_sync_over_two_gloo_ranks_equals_single_process(tmp_path):
             assert_same(res["synced"][name], expected[name])
             assert_same(res["again"][name], expected[name])
     # the halves alone differ from the whole, so the equality above is not vacuous
-    assert not torch.equal(results[0]["local"]["ssc"]["iou_per_class"], expected["ssc"]["iou_per_class"])
-    assert results[0]["local"]["depth"]["images"].item() == 2 and expected["depth"]["images"].item() == 4
+    assert not torch.equal(
+        results[0]["local"]["ssc"]["iou_per_class"], expected["ssc"]["iou_per_class"]
+    )
+    assert (
+        results[0]["local"]["depth"]["images"].item() == 2
+        and expected["depth"]["images"].item() == 4
+    )

@@ -45,21 +45,48 @@ def test_hand_built_axis_rays_outside_origin_ignore_and_range():
     labels = torch.zeros(1, 8, 1, 1, dtype=torch.long)
     labels[0, 2] = 255
     labels[0, 4] = 9
-    origins = torch.tensor([[[-1.75, 0.25, 0.25], [0.25, 0.25, 0.25], [0.25, 0.25, 0.25], [2.25, 0.25, 0.25]]])
+    origins = torch.tensor(
+        [[[-1.75, 0.25, 0.25], [0.25, 0.25, 0.25], [0.25, 0.25, 0.25], [2.25, 0.25, 0.25]]]
+    )
     dirs = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0], [-1.0, 0, 0], [0.0, 0, 1.0]]])
     for backend in ("reference", "cpu"):
-        out = go.raycast(labels, grid, origins, dirs, empty_class=0, ignore_index=255, backend=backend)
+        out = go.raycast(
+            labels, grid, origins, dirs, empty_class=0, ignore_index=255, backend=backend
+        )
         # from outside: travels 1.75 to the grid, crosses 4 free/ignored voxels (2 m), hits label 9
         assert out.label.tolist() == [[9, 9, -1, 9]]
         assert out.distance[0, :2].tolist() == pytest.approx([3.75, 1.75])
         assert math.isinf(out.distance[0, 2].item())
         # origin inside the hit voxel: distance 0
         assert out.distance[0, 3].item() == 0.0
-        near = go.raycast(labels, grid, origins, dirs, empty_class=0, max_distance=2.0, backend=backend)
+        near = go.raycast(
+            labels, grid, origins, dirs, empty_class=0, max_distance=2.0, backend=backend
+        )
         assert near.label.tolist() == [[-1, 9, -1, 9]]
         # ignored voxels stop the ray when ignore_index is None
-        opaque = go.raycast(labels, grid, origins, dirs, empty_class=0, ignore_index=None, backend=backend)
-        assert opaque.label[0, 1].item() == 255 and opaque.distance[0, 1].item() == pytest.approx(0.75)
+        opaque = go.raycast(
+            labels, grid, origins, dirs, empty_class=0, ignore_index=None, backend=backend
+        )
+        assert opaque.label[0, 1].item() == 255 and opaque.distance[0, 1].item() == pytest.approx(
+            0.75
+        )
+
+
+def test_origin_on_a_voxel_corner_starts_in_the_voxel_it_moves_into():
+    grid = go.VoxelGrid((0.0, 0.0, 0.0), 1.0, (4, 4, 4))
+    labels = torch.zeros(1, 4, 4, 4, dtype=torch.long)
+    labels[0, 2, 2, 2] = 5  # the octant in front of +d
+    labels[0, 0] = 3  # the x = 0 slab
+    origin = torch.tensor([[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]])
+    dirs = torch.tensor([[[-1.0, -0.7, -0.3], [1.0, 0.7, 0.3]]])
+    for dtype in (torch.float32, torch.float64):
+        for backend in ("reference", "cpu"):
+            out = go.raycast(
+                labels, grid, origin.to(dtype), dirs.to(dtype), empty_class=0, backend=backend
+            )
+            assert out.label.tolist() == [[3, 5]]
+            # -d reaches the x = 1 face after one unit of x: distance |(1, 0.7, 0.3)|
+            assert out.distance[0].tolist() == pytest.approx([math.sqrt(1.58), 0.0], rel=1e-6)
 
 
 def brute_force_first_hit(labels, grid, o, d, step=1e-3, t_max=20.0):
@@ -79,8 +106,15 @@ def brute_force_first_hit(labels, grid, o, d, step=1e-3, t_max=20.0):
 
 def test_reference_agrees_with_dense_sampling():
     grid, labels, origins, dirs = random_scene(3, rays=24, batch=1)
-    dist, lab = ref.raycast(labels, origins, dirs / dirs.norm(dim=-1, keepdim=True), grid.origin,
-                            grid.voxel_size, 0, math.inf)
+    dist, lab = ref.raycast(
+        labels,
+        origins,
+        dirs / dirs.norm(dim=-1, keepdim=True),
+        grid.origin,
+        grid.voxel_size,
+        0,
+        math.inf,
+    )
     for r in range(origins.shape[1]):
         t, label = brute_force_first_hit(labels[0], grid, origins[0, r], dirs[0, r])
         assert lab[0, r].item() == label
@@ -89,8 +123,14 @@ def test_reference_agrees_with_dense_sampling():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), fill=st.floats(0.0, 0.6), sx=st.integers(1, 7),
-       sy=st.integers(1, 7), sz=st.integers(1, 5), max_distance=st.sampled_from([math.inf, 1.0, 3.0]))
+@given(
+    seed=st.integers(0, 10_000),
+    fill=st.floats(0.0, 0.6),
+    sx=st.integers(1, 7),
+    sy=st.integers(1, 7),
+    sz=st.integers(1, 5),
+    max_distance=st.sampled_from([math.inf, 1.0, 3.0]),
+)
 def test_cpu_kernel_matches_reference(seed, fill, sx, sy, sz, max_distance):
     grid, labels, origins, dirs = random_scene(seed, shape=(sx, sy, sz), rays=48, fill=fill)
     kwargs = dict(empty_class=0, max_distance=max_distance)
@@ -150,7 +190,15 @@ def test_opcheck():
     for dtype in (torch.float32, torch.float64):
         torch.library.opcheck(
             torch.ops.gaussocc.raycast.default,
-            (labels, origins.to(dtype), dirs.to(dtype), list(grid.origin), list(grid.voxel_size), 0, 10.0),
+            (
+                labels,
+                origins.to(dtype),
+                dirs.to(dtype),
+                list(grid.origin),
+                list(grid.voxel_size),
+                0,
+                10.0,
+            ),
         )
 
 
@@ -158,16 +206,30 @@ def test_opcheck():
 def test_cuda_kernel_matches_cpu():
     grid, labels, origins, dirs = random_scene(7, shape=(30, 25, 8), rays=4000, batch=3)
     for dtype in (torch.float32, torch.float64):
-        a = go.raycast(labels, grid, origins.to(dtype), dirs.to(dtype), empty_class=0, backend="cpu")
-        b = go.raycast(labels.cuda(), grid, origins.to(dtype).cuda(), dirs.to(dtype).cuda(),
-                       empty_class=0, backend="cuda")
+        a = go.raycast(
+            labels, grid, origins.to(dtype), dirs.to(dtype), empty_class=0, backend="cpu"
+        )
+        b = go.raycast(
+            labels.cuda(),
+            grid,
+            origins.to(dtype).cuda(),
+            dirs.to(dtype).cuda(),
+            empty_class=0,
+            backend="cuda",
+        )
         same = a.label == b.label.cpu()
         assert same.float().mean() > 0.999
         hit = same & (a.label >= 0)
         torch.testing.assert_close(b.distance.cpu()[hit], a.distance[hit], rtol=1e-5, atol=1e-5)
     torch.library.opcheck(
         torch.ops.gaussocc.raycast.default,
-        (labels.cuda(), origins.float().cuda()[:, :64],
-         torch.nn.functional.normalize(dirs.float().cuda()[:, :64], dim=-1),
-         list(grid.origin), list(grid.voxel_size), 0, 10.0),
+        (
+            labels.cuda(),
+            origins.float().cuda()[:, :64],
+            torch.nn.functional.normalize(dirs.float().cuda()[:, :64], dim=-1),
+            list(grid.origin),
+            list(grid.voxel_size),
+            0,
+            10.0,
+        ),
     )

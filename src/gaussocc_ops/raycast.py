@@ -74,7 +74,8 @@ def raycast(
     check_float("directions", directions)
     if origins.shape != directions.shape:
         raise ValueError(
-            f"directions must have the shape of origins {tuple(origins.shape)}, got {describe(directions)}"
+            f"directions must have the shape of origins {tuple(origins.shape)}, "
+            f"got {describe(directions)}"
         )
     for name, t in (("origins", origins), ("directions", directions)):
         if t.device != labels.device:
@@ -103,8 +104,15 @@ def raycast(
         flat_labels = torch.where(flat_labels == ignore_index, empty_class, flat_labels)
     o = origins.to(dtype).expand(*batch, R, 3).reshape(B, R, 3)
     d = dirs.expand(*batch, R, 3).reshape(B, R, 3)
-    args = (flat_labels.contiguous(), o.contiguous(), d.contiguous(), list(grid.origin),
-            list(grid.voxel_size), int(empty_class), float(max_distance))
+    args = (
+        flat_labels.contiguous(),
+        o.contiguous(),
+        d.contiguous(),
+        list(grid.origin),
+        list(grid.voxel_size),
+        int(empty_class),
+        float(max_distance),
+    )
     if _resolve_backend(backend, labels.device) == "reference":
         distance, label = ref.raycast(*args)
     else:
@@ -114,7 +122,9 @@ def raycast(
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}")
+        raise ValueError(
+            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
+        )
     if backend == "auto":
         if _ext.kernel_available("raycast", device):
             return device.type
@@ -126,7 +136,8 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         if not _ext.kernel_available("raycast", device):
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
+                f"compiled (gaussocc_ops.build_info(): "
+                f"{_ext.build_info()['error'] or 'no such kernel'})"
             )
     return backend
 

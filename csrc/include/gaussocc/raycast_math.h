@@ -5,6 +5,8 @@
 // the t at which the ray enters that voxel (0 when the origin lies inside it).
 #pragma once
 
+#include <cmath>
+
 #include "gaussocc/common.h"
 
 namespace gaussocc {
@@ -61,9 +63,12 @@ GO_HD RayHit<T> cast_ray(const int64_t* labels, const int64_t shape[3], const T 
   int64_t step[3];
   T t_next[3], t_delta[3];
   for (int a = 0; a < 3; ++a) {
+    // A start exactly on a voxel face belongs to the voxel the ray moves into.
     T g = (o[a] + t * d[a] - grid_origin[a]) / voxel_size[a];
-    int64_t i = static_cast<int64_t>(g >= T(0) ? g : T(0));  // floor for g >= 0
-    idx[a] = i < shape[a] - 1 ? i : shape[a] - 1;
+    T g_floor = floor(g);
+    int64_t i = static_cast<int64_t>(g_floor);
+    if (d[a] < T(0) && g == g_floor) i -= 1;
+    idx[a] = clamp_value<int64_t>(i, 0, shape[a] - 1);
     if (d[a] > T(0)) {
       step[a] = 1;
       t_next[a] = (grid_origin[a] + T(idx[a] + 1) * voxel_size[a] - o[a]) / d[a];

@@ -23,7 +23,9 @@ def check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     check_float("logits", logits)
     check_tensor("target", target)
     if target.dtype.is_floating_point or target.dtype == torch.bool:
-        raise TypeError(f"target must be an integer tensor of class indices, got {describe(target)}")
+        raise TypeError(
+            f"target must be an integer tensor of class indices, got {describe(target)}"
+        )
     expected = (logits.shape[0], *logits.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(
@@ -35,7 +37,9 @@ def check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return logits.to(compute_dtype(logits))
 
 
-def check_class_vector(name: str, value, num_classes: int, like: torch.Tensor) -> torch.Tensor | None:
+def check_class_vector(
+    name: str, value, num_classes: int, like: torch.Tensor
+) -> torch.Tensor | None:
     """A per-class ``[C]`` tensor (or None) on ``like``'s device and dtype."""
     if value is None:
         return None

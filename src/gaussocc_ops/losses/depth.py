@@ -46,7 +46,9 @@ def depth_huber_loss(
     check_float("pred", pred)
     check_float("target", target)
     if pred.shape != target.shape:
-        raise ValueError(f"target must have the shape of pred {tuple(pred.shape)}, got {describe(target)}")
+        raise ValueError(
+            f"target must have the shape of pred {tuple(pred.shape)}, got {describe(target)}"
+        )
     if target.device != pred.device:
         raise ValueError(f"target is on {target.device} but pred is on {pred.device}")
     check_mask("mask", mask, pred.shape, pred.device)
@@ -73,5 +75,7 @@ class DepthHuberLoss(nn.Module):
         super().__init__()
         self.kwargs = kwargs
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return depth_huber_loss(pred, target, mask, **self.kwargs)

@@ -62,7 +62,11 @@ def focal_loss(
     x = check_logits_target(logits, target)
     C = x.shape[1]
     w = check_class_vector("weight", weight, C, x)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    valid = (
+        torch.ones_like(target, dtype=torch.bool)
+        if ignore_index is None
+        else target != ignore_index
+    )
     safe_target = torch.where(valid, target, torch.zeros_like(target)).long()
     if bool(((safe_target < 0) | (safe_target >= C)).any()):
         raise ValueError(f"target values must lie in [0, {C}) or equal ignore_index={ignore_index}")

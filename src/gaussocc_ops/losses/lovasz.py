@@ -102,7 +102,7 @@ def lovasz_softmax(
     if per_sample:
         if flat_p.shape[0] == 0:
             return probs.sum() * 0.0
-        return torch.stack([one(p, t) for p, t in zip(flat_p, flat_t)]).mean()
+        return torch.stack([one(p, t) for p, t in zip(flat_p, flat_t, strict=True)]).mean()
     return one(flat_p.reshape(-1, C), flat_t.reshape(-1))
 
 
@@ -110,7 +110,8 @@ class LovaszSoftmaxLoss(nn.Module):
     """Module form of :func:`lovasz_softmax`.
 
     Example:
-        >>> loss = LovaszSoftmaxLoss(classes="present")(torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4)))
+        >>> loss_fn = LovaszSoftmaxLoss(classes="present")
+        >>> loss = loss_fn(torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4)))
     """
 
     def __init__(self, **kwargs) -> None:

@@ -27,7 +27,9 @@ def _check_image(name, t, ndim):
 
 def _check_same(name, t, ref_name, ref, shape):
     if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} to match {ref_name}, got {describe(t)}")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} to match {ref_name}, got {describe(t)}"
+        )
     if t.device != ref.device:
         raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
 
@@ -117,7 +119,8 @@ def photometric_alignment_loss(
 
     Example:
         >>> img = torch.rand(1, 3, 8, 8); K = torch.tensor([[[8., 0, 4], [0, 8., 4], [0, 0, 1]]])
-        >>> float(photometric_alignment_loss(img, img, torch.full((1, 8, 8), 5.0), torch.eye(4)[None], K))
+        >>> depth, pose = torch.full((1, 8, 8), 5.0), torch.eye(4)[None]
+        >>> float(photometric_alignment_loss(img, img, depth, pose, K))
         0.0
     """
     _check_image("target", target, 4)
@@ -138,13 +141,19 @@ def photometric_alignment_loss(
         raise ValueError(f"ssim_weight must lie in [0, 1], got {ssim_weight}")
     dtype = compute_dtype(target, source, target_depth, target_to_source, Ks, source_depth)
     tgt, src = target.to(dtype), source.to(dtype)
-    warp = warp_to_target(src, target_depth.to(dtype), target_to_source.to(dtype), Ks.to(dtype),
-                          min_depth=min_depth)
+    warp = warp_to_target(
+        src, target_depth.to(dtype), target_to_source.to(dtype), Ks.to(dtype), min_depth=min_depth
+    )
     valid = warp.valid if mask is None else warp.valid & mask
     weight = valid.to(dtype)
     if source_depth is not None:
-        sampled = F.grid_sample(source_depth.to(dtype).unsqueeze(1), warp.grid, mode="bilinear",
-                                padding_mode="zeros", align_corners=False).squeeze(1)
+        sampled = F.grid_sample(
+            source_depth.to(dtype).unsqueeze(1),
+            warp.grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        ).squeeze(1)
         valid = valid & (sampled > 0)
         total = (warp.depth + sampled).clamp(min=torch.finfo(dtype).tiny)
         consistency = (1 - (warp.depth - sampled).abs() / total).clamp(0, 1)
@@ -168,11 +177,13 @@ def depth_reconstruction_consistency_loss(
 
     Args:
         rendered_distance: ``[B, H, W]`` distance along the pixel ray (``|p|``).
-        depth: ``[B, H, W]`` predicted z-depth. Ks: ``[B, 3, 3]``. mask: optional ``[B, H, W]`` bool.
+        depth: ``[B, H, W]`` predicted z-depth. Ks: ``[B, 3, 3]``.
+        mask: optional ``[B, H, W]`` bool.
 
     Example:
         >>> K = torch.tensor([[[4., 0, 2], [0, 4., 2], [0, 0, 1]]])
-        >>> float(depth_reconstruction_consistency_loss(torch.ones(1, 4, 4), torch.ones(1, 4, 4), K)) > 0
+        >>> ones = torch.ones(1, 4, 4)
+        >>> float(depth_reconstruction_consistency_loss(ones, ones, K)) > 0
         True
     """
     _check_image("rendered_distance", rendered_distance, 3)
@@ -220,7 +231,9 @@ def rgb_reconstruction_loss(
     check_mask("mask", mask, (B, H, W), rendered.device)
     dtype = compute_dtype(rendered, target)
     x, y = rendered.to(dtype), target.to(dtype)
-    per_pixel = (betas[0] * (1 - ssim(y, x, window_size=window_size)) / 2 + betas[1] * (y - x).abs()).mean(1)
+    per_pixel = (
+        betas[0] * (1 - ssim(y, x, window_size=window_size)) / 2 + betas[1] * (y - x).abs()
+    ).mean(1)
     valid = torch.ones_like(per_pixel, dtype=torch.bool) if mask is None else mask
     return (per_pixel * valid).sum() / valid.sum().clamp(min=1).to(dtype)
 
@@ -236,9 +249,19 @@ class PhotometricAlignmentLoss(nn.Module):
         super().__init__()
         self.kwargs = kwargs
 
-    def forward(self, target, source, target_depth, target_to_source, Ks, source_depth=None, mask=None):
-        return photometric_alignment_loss(target, source, target_depth, target_to_source, Ks,
-                                          source_depth=source_depth, mask=mask, **self.kwargs)
+    def forward(
+        self, target, source, target_depth, target_to_source, Ks, source_depth=None, mask=None
+    ):
+        return photometric_alignment_loss(
+            target,
+            source,
+            target_depth,
+            target_to_source,
+            Ks,
+            source_depth=source_depth,
+            mask=mask,
+            **self.kwargs,
+        )
 
 
 class ReconstructionConsistencyLoss(nn.Module):
@@ -254,6 +277,8 @@ class ReconstructionConsistencyLoss(nn.Module):
         self.window_size = window_size
 
     def forward(self, rendered_distance, depth, Ks, rendered_rgb, rgb, mask=None):
-        return depth_reconstruction_consistency_loss(rendered_distance, depth, Ks, mask) + rgb_reconstruction_loss(
+        return depth_reconstruction_consistency_loss(
+            rendered_distance, depth, Ks, mask
+        ) + rgb_reconstruction_loss(
             rendered_rgb, rgb, mask, betas=self.betas, window_size=self.window_size
         )

@@ -39,7 +39,8 @@ def planar_regularization_loss(
             ``"none"`` (``[..., N]``).
 
     Example:
-        >>> P = torch.tensor([[0., 0., 1.]]); adj = torch.zeros(1, 3); n = torch.tensor([[0., 0., 2.]])
+        >>> P, adj = torch.tensor([[0., 0., 1.]]), torch.zeros(1, 3)
+        >>> n = torch.tensor([[0., 0., 2.]])
         >>> float(planar_regularization_loss(P, adj, n))
         1.0
     """
@@ -52,7 +53,9 @@ def planar_regularization_loss(
         if t.device != points.device:
             raise ValueError(f"{name} is on {t.device} but points is on {points.device}")
     if normals.shape != points.shape:
-        raise ValueError(f"normals must have the shape of points {tuple(points.shape)}, got {describe(normals)}")
+        raise ValueError(
+            f"normals must have the shape of points {tuple(points.shape)}, got {describe(normals)}"
+        )
     if neighbors.shape == points.shape:
         neighbors = neighbors.unsqueeze(-2)
     elif neighbors.shape[:-2] != points.shape[:-1]:
@@ -80,13 +83,17 @@ def planar_regularization_loss(
         check_tensor("labels", labels)
         check_tensor("class_weights", class_weights, min_dim=1)
         if labels.shape != point_shape or labels.dtype.is_floating_point:
-            raise ValueError(f"labels must be integer with shape {tuple(point_shape)}, got {describe(labels)}")
+            raise ValueError(
+                f"labels must be integer with shape {tuple(point_shape)}, got {describe(labels)}"
+            )
         per_point = per_point * class_weights.to(dtype)[labels.long()]
     weights = torch.ones_like(per_point)
     if valid is not None:
         check_tensor("valid", valid)
         if valid.shape != point_shape or valid.dtype != torch.bool:
-            raise ValueError(f"valid must be bool with shape {tuple(point_shape)}, got {describe(valid)}")
+            raise ValueError(
+                f"valid must be bool with shape {tuple(point_shape)}, got {describe(valid)}"
+            )
         weights = valid.to(dtype)
         per_point = torch.where(valid, per_point, torch.zeros_like(per_point))
     return reduce_weighted(per_point, weights, reduction)
@@ -105,6 +112,12 @@ class PlanarRegularizationLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, points, neighbors, normals, labels, valid=None):
-        return planar_regularization_loss(points, neighbors, normals, labels=labels,
-                                          class_weights=self.class_weights, valid=valid,
-                                          reduction=self.reduction)
+        return planar_regularization_loss(
+            points,
+            neighbors,
+            normals,
+            labels=labels,
+            class_weights=self.class_weights,
+            valid=valid,
+            reduction=self.reduction,
+        )

@@ -64,7 +64,8 @@ def geo_scal_loss(
         ignore_index: skipped target value.
 
     Example:
-        >>> loss = geo_scal_loss(torch.randn(1, 4, 8, 8, 4), torch.randint(0, 4, (1, 8, 8, 4)), empty_class=0)
+        >>> logits, labels = torch.randn(1, 4, 8, 8, 4), torch.randint(0, 4, (1, 8, 8, 4))
+        >>> loss = geo_scal_loss(logits, labels, empty_class=0)
     """
     x, probs, t = _valid_probs(logits, target, ignore_index)
     if not 0 <= empty_class < x.shape[1]:
@@ -106,7 +107,8 @@ class GeoScalLoss(nn.Module):
     """Module form of :func:`geo_scal_loss`.
 
     Example:
-        >>> loss = GeoScalLoss(empty_class=0)(torch.randn(1, 3, 4, 4, 4), torch.randint(0, 3, (1, 4, 4, 4)))
+        >>> logits, labels = torch.randn(1, 3, 4, 4, 4), torch.randint(0, 3, (1, 4, 4, 4))
+        >>> loss = GeoScalLoss(empty_class=0)(logits, labels)
     """
 
     def __init__(self, *, empty_class: int, ignore_index: int | None = 255) -> None:
@@ -115,7 +117,9 @@ class GeoScalLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return geo_scal_loss(logits, target, empty_class=self.empty_class, ignore_index=self.ignore_index)
+        return geo_scal_loss(
+            logits, target, empty_class=self.empty_class, ignore_index=self.ignore_index
+        )
 
 
 class SemScalLoss(nn.Module):

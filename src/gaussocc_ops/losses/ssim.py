@@ -55,7 +55,9 @@ def ssim(
     check_float("x", x)
     check_float("y", y)
     if x.dim() != 4 or x.shape != y.shape:
-        raise ValueError(f"x and y must both be [B, C, H, W] of one shape, got {describe(x)} and {describe(y)}")
+        raise ValueError(
+            f"x and y must both be [B, C, H, W] of one shape, got {describe(x)} and {describe(y)}"
+        )
     if y.device != x.device:
         raise ValueError(f"y is on {y.device} but x is on {x.device}")
     if window not in ("box", "gaussian"):
@@ -70,7 +72,9 @@ def ssim(
         return x.new_ones(x.shape)
     if pad and (H <= pad or W <= pad):
         raise ValueError(f"images of size {H}x{W} are too small for window_size={window_size}")
-    kernel = _window(window, window_size, sigma, dtype, x.device).expand(C, 1, window_size, window_size)
+    kernel = _window(window, window_size, sigma, dtype, x.device).expand(
+        C, 1, window_size, window_size
+    )
 
     def local_mean(t):
         t = F.pad(t, (pad, pad, pad, pad), mode="reflect") if pad else t

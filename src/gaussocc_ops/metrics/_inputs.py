@@ -12,24 +12,32 @@ def as_labels(name: str, value: torch.Tensor, num_classes: int) -> torch.Tensor:
     check_tensor(name, value)
     if value.dtype.is_floating_point:
         if value.dim() < 2 or value.shape[1] != num_classes:
-            raise ValueError(f"{name} scores must be [B, {num_classes}, ...], got {describe(value)}")
+            raise ValueError(
+                f"{name} scores must be [B, {num_classes}, ...], got {describe(value)}"
+            )
         return value.argmax(1)
     if value.dtype == torch.bool or value.is_complex():
         raise TypeError(f"{name} must hold integer labels or float scores, got {describe(value)}")
     return value.long()
 
 
-def check_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, min_dim: int) -> None:
+def check_pair(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, min_dim: int
+) -> None:
     if target.dim() < min_dim:
         raise ValueError(f"target must have at least {min_dim} dims, got {describe(target)}")
     if pred.shape != target.shape:
-        raise ValueError(f"pred labels {tuple(pred.shape)} and target {tuple(target.shape)} must match")
+        raise ValueError(
+            f"pred labels {tuple(pred.shape)} and target {tuple(target.shape)} must match"
+        )
     if pred.device != target.device:
         raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
     if mask is not None:
         check_tensor("mask", mask)
         if mask.dtype != torch.bool or mask.shape != target.shape:
-            raise ValueError(f"mask must be bool with shape {tuple(target.shape)}, got {describe(mask)}")
+            raise ValueError(
+                f"mask must be bool with shape {tuple(target.shape)}, got {describe(mask)}"
+            )
         if mask.device != target.device:
             raise ValueError(f"mask is on {mask.device} but target is on {target.device}")
 

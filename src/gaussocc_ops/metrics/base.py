@@ -52,7 +52,7 @@ class Metric:
         flat = torch.cat([t.reshape(-1) for t in local])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
         synced, offset = {}, 0
-        for name, t in zip(self._names, local):
+        for name, t in zip(self._names, local, strict=True):
             synced[name] = flat[offset : offset + t.numel()].view_as(t)
             offset += t.numel()
         self._synced = synced

@@ -47,24 +47,35 @@ class BEVIoU(Metric):
         self.add_state("geo_counts", (3,))
         self.add_state("class_counts", (3, num_classes))
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         """Add a batch: ``pred`` ``[B, X, Y, Z]`` labels or ``[B, C, X, Y, Z]`` scores,
         ``target`` ``[B, X, Y, Z]``, optional bool ``mask`` ``[B, X, Y, Z]``."""
         pred = as_labels("pred", pred, self.num_classes)
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 4)
         C = self.num_classes
-        valid = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+        valid = (
+            torch.ones_like(target, dtype=torch.bool)
+            if self.ignore_index is None
+            else target != self.ignore_index
+        )
         if mask is not None:
             valid &= mask
         for name, lab in (("pred", pred), ("target", target)):
             bad = valid & ((lab < 0) | (lab >= C))
             if bool(bad.any()):
-                raise ValueError(f"{name} labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})")
+                raise ValueError(
+                    f"{name} labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})"
+                )
         column = valid.any(-1)
         p_occ = (valid & (pred != self.empty_class)).any(-1)
         t_occ = (valid & (target != self.empty_class)).any(-1)
-        self._add("geo_counts", torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]))
+        self._add(
+            "geo_counts",
+            torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
+        )
 
         def columns(lab):
             onehot = F.one_hot(torch.where(valid, lab, C), C + 1)[..., :C]
@@ -89,4 +100,8 @@ class BEVIoU(Metric):
         include[self.empty_class] = False
         if self.absent == "exclude":
             include &= union > 0
-        return {"iou": safe_ratio(tp, tp + fp + fn), "iou_per_class": iou_c, "miou": mean_over(iou_c, include)}
+        return {
+            "iou": safe_ratio(tp, tp + fp + fn),
+            "iou_per_class": iou_c,
+            "miou": mean_over(iou_c, include),
+        }

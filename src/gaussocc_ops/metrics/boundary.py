@@ -18,7 +18,7 @@ def occupancy_boundary(occupied: torch.Tensor) -> torch.Tensor:
     for axis in range(3):
         for shift in (0, 2):
             sl = [slice(None)] * occupied.dim()
-            for a, n in zip(range(3), (X, Y, Z)):
+            for a, n in zip(range(3), (X, Y, Z), strict=True):
                 start = shift if a == axis else 1
                 sl[occupied.dim() - 3 + a] = slice(start, start + n)
             free_neighbour |= ~padded[tuple(sl)]
@@ -65,13 +65,19 @@ class BoundaryF1(Metric):
         self.tolerance = int(tolerance)
         self.add_state("counts", (4,))  # matched pred, pred, matched gt, gt
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         """Add a batch: ``pred`` ``[B, X, Y, Z]`` labels (or ``[B, C, X, Y, Z]`` scores),
         ``target`` ``[B, X, Y, Z]``, optional bool ``mask``."""
         pred = pred.argmax(1) if pred.dtype.is_floating_point else as_labels("pred", pred, 0)
         target = as_labels("target", target, 0)
         check_pair(pred, target, mask, 4)
-        valid = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+        valid = (
+            torch.ones_like(target, dtype=torch.bool)
+            if self.ignore_index is None
+            else target != self.ignore_index
+        )
         if mask is not None:
             valid &= mask
         t_occ = target != self.empty_class
@@ -87,5 +93,8 @@ class BoundaryF1(Metric):
         """``precision``, ``recall`` and ``f1``."""
         mp, n_p, mg, n_g = self.states()["counts"]
         precision, recall = safe_ratio(mp, n_p), safe_ratio(mg, n_g)
-        return {"precision": precision, "recall": recall,
-                "f1": safe_ratio(2 * precision * recall, precision + recall)}
+        return {
+            "precision": precision,
+            "recall": recall,
+            "f1": safe_ratio(2 * precision * recall, precision + recall),
+        }

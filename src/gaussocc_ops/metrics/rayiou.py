@@ -89,7 +89,9 @@ class RayIoU(Metric):
         self.absent = absent
         self.backend = backend
         if origins is None:
-            origins = torch.tensor([[(lo + hi) / 2 for lo, hi in zip(grid.origin, grid.upper)]])
+            origins = torch.tensor(
+                [[(lo + hi) / 2 for lo, hi in zip(grid.origin, grid.upper, strict=True)]]
+            )
         check_tensor("origins", origins, min_dim=2, last=(None, 3))
         self.origins = origins.float()
         self.directions = ray_pattern(num_azimuths, pitch_degrees)
@@ -97,7 +99,9 @@ class RayIoU(Metric):
         self.add_state("pred_count", (num_classes,))
         self.add_state("tp", (len(self.thresholds), num_classes))
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, origins: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, origins: torch.Tensor | None = None
+    ) -> None:
         """Add a batch.
 
         Args:
@@ -110,7 +114,10 @@ class RayIoU(Metric):
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, None, 4)
         if tuple(target.shape[-3:]) != self.grid.shape:
-            raise ValueError(f"target must be [B, {', '.join(map(str, self.grid.shape))}], got {describe(target)}")
+            raise ValueError(
+                f"target must be [B, X, Y, Z] with (X, Y, Z) = {self.grid.shape}, "
+                f"got {describe(target)}"
+            )
         B = target.shape[0]
         o = self.origins if origins is None else origins
         check_tensor("origins", o, min_dim=2, last=(None, 3))
@@ -123,8 +130,12 @@ class RayIoU(Metric):
         n_o, n_d = o.shape[1], d.shape[0]
         ray_o = o.unsqueeze(2).expand(B, n_o, n_d, 3).reshape(B, -1, 3)
         ray_d = d.expand(B, n_o, n_d, 3).reshape(B, -1, 3)
-        cast = dict(empty_class=self.empty_class, ignore_index=self.ignore_index,
-                    max_distance=self.max_distance, backend=self.backend)
+        cast = dict(
+            empty_class=self.empty_class,
+            ignore_index=self.ignore_index,
+            max_distance=self.max_distance,
+            backend=self.backend,
+        )
         gt = raycast(target, self.grid, ray_o, ray_d, **cast)
         pr = raycast(pred, self.grid, ray_o, ray_d, **cast)
         keep = gt.label >= 0

@@ -50,7 +50,9 @@ class SSCMetrics(Metric):
         self.add_state("geo_counts", (3,))  # TP, FP, FN
         self.add_state("class_counts", (3, num_classes))
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         """Add a batch.
 
         Args:
@@ -62,15 +64,24 @@ class SSCMetrics(Metric):
         pred = as_labels("pred", pred, self.num_classes)
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 1)
-        valid = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+        valid = (
+            torch.ones_like(target, dtype=torch.bool)
+            if self.ignore_index is None
+            else target != self.ignore_index
+        )
         if mask is not None:
             valid &= mask
         p, t = pred[valid], target[valid]
         C = self.num_classes
         if bool(((p < 0) | (p >= C)).any() | ((t < 0) | (t >= C)).any()):
-            raise ValueError(f"labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})")
+            raise ValueError(
+                f"labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})"
+            )
         p_occ, t_occ = p != self.empty_class, t != self.empty_class
-        self._add("geo_counts", torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]))
+        self._add(
+            "geo_counts",
+            torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
+        )
         tp = torch.bincount(t[p == t], minlength=C)
         pred_count = torch.bincount(p, minlength=C)
         true_count = torch.bincount(t, minlength=C)

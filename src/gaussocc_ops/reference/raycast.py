@@ -63,6 +63,10 @@ def raycast(
 
     hit = occupied.any(-1)
     first = occupied.to(torch.uint8).argmax(-1, keepdim=True)
-    distance = torch.where(hit, start.gather(-1, first).squeeze(-1), torch.full_like(t_enter, torch.inf))
-    label = torch.where(hit, seg_labels.gather(-1, first).squeeze(-1), torch.full_like(first[..., 0], -1))
+    distance = torch.where(
+        hit, start.gather(-1, first).squeeze(-1), torch.full_like(t_enter, torch.inf)
+    )
+    label = torch.where(
+        hit, seg_labels.gather(-1, first).squeeze(-1), torch.full_like(first[..., 0], -1)
+    )
     return distance, label
