@@ -89,6 +89,19 @@ def test_origin_on_a_voxel_corner_starts_in_the_voxel_it_moves_into():
             assert out.distance[0].tolist() == pytest.approx([math.sqrt(1.58), 0.0], rel=1e-6)
 
 
+def test_ray_through_voxel_edges_skips_voxels_it_only_touches():
+    grid = go.VoxelGrid((0.0, 0.0, 0.0), 1.0, (4, 4, 1))
+    labels = torch.zeros(1, 4, 4, 1, dtype=torch.long)
+    labels[0, 2, 1, 0] = labels[0, 1, 2, 0] = 4  # share only an edge with the diagonal path
+    labels[0, 3, 3, 0] = 6
+    origin = torch.tensor([[[1.0, 1.0, 0.5]]])
+    direction = torch.tensor([[[1.0, 1.0, 0.0]]])
+    for backend in ("reference", "cpu"):
+        out = go.raycast(labels, grid, origin, direction, empty_class=0, backend=backend)
+        assert out.label.item() == 6
+        assert out.distance.item() == pytest.approx(2 * math.sqrt(2), rel=1e-6)
+
+
 def brute_force_first_hit(labels, grid, o, d, step=1e-3, t_max=20.0):
     """Dense sampling along one ray: the first sample inside a non-empty voxel."""
     d = d / d.norm()

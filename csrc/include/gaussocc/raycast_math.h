@@ -91,14 +91,18 @@ GO_HD RayHit<T> cast_ray(const int64_t* labels, const int64_t shape[3], const T 
       RayHit<T> hit{t, label};
       return hit;
     }
-    int a = 0;
-    if (t_next[1] < t_next[a]) a = 1;
-    if (t_next[2] < t_next[a]) a = 2;
-    t = t_next[a];
+    T t_min = t_next[0] < t_next[1] ? t_next[0] : t_next[1];
+    t_min = t_next[2] < t_min ? t_next[2] : t_min;
+    t = t_min;
     if (t >= t_exit || t > max_distance) return miss;
-    idx[a] += step[a];
-    if (idx[a] < 0 || idx[a] >= shape[a]) return miss;
-    t_next[a] += t_delta[a];
+    // Faces crossed at the same t are stepped together: a voxel touched only along an edge or
+    // at a corner is never entered.
+    for (int a = 0; a < 3; ++a) {
+      if (t_next[a] != t_min) continue;
+      idx[a] += step[a];
+      if (idx[a] < 0 || idx[a] >= shape[a]) return miss;
+      t_next[a] += t_delta[a];
+    }
   }
   return miss;
 }

@@ -17,11 +17,14 @@ from gaussocc_ops.types import VoxelGrid
 
 def ray_pattern(num_azimuths: int, pitch_degrees: Sequence[float]) -> torch.Tensor:
     """Unit directions ``[P * A, 3]`` of a spinning sensor: azimuths ``2 pi k / A`` around z,
-    elevations ``pitch_degrees`` above the xy plane; ``(cos e cos a, cos e sin a, sin e)``."""
+    elevations ``pitch_degrees`` above the xy plane; ``(cos e cos a, cos e sin a, sin e)``, with
+    components below 1e-12 set to exactly 0."""
     az = torch.arange(num_azimuths, dtype=torch.float64) * (2 * math.pi / num_azimuths)
     el = torch.deg2rad(torch.as_tensor(list(pitch_degrees), dtype=torch.float64))
     e, a = torch.meshgrid(el, az, indexing="ij")
     dirs = torch.stack([e.cos() * a.cos(), e.cos() * a.sin(), e.sin()], dim=-1)
+    # cos(pi / 2) is 6e-17, not 0: snap so that axis-aligned rays are exactly axis-aligned
+    dirs = torch.where(dirs.abs() < 1e-12, torch.zeros_like(dirs), dirs)
     return dirs.reshape(-1, 3).float()
 
 
