@@ -5,12 +5,14 @@ occupancy prediction.
     out = go.splat(gaussians, cameras)            # features, depth, alpha
 """
 
-from gaussocc_ops import cameras
+from gaussocc_ops import cameras, losses, metrics
 from gaussocc_ops._ext import build_info
 from gaussocc_ops.confidence import hybrid_confidence
 from gaussocc_ops.memory import GaussianMemory, InsertResult
+from gaussocc_ops.metrics import RayIoU, SSCMetrics
 from gaussocc_ops.patches import PatchPixels, patch_pixels, patch_rays
 from gaussocc_ops.radius import RadiusNeighbors, radius_neighbors
+from gaussocc_ops.raycast import RaycastOutput, raycast
 from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
@@ -24,15 +26,21 @@ __all__ = [
     "InsertResult",
     "PatchPixels",
     "RadiusNeighbors",
+    "RayIoU",
+    "RaycastOutput",
+    "SSCMetrics",
     "SnogSamples",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
     "hybrid_confidence",
+    "losses",
+    "metrics",
     "patch_pixels",
     "patch_rays",
     "radius_neighbors",
+    "raycast",
     "snog_sample",
     "splat",
 ]

@@ -1,0 +1,108 @@
+"""Semantic scene completion metrics: SC-IoU (geometry) and per-class IoU / mIoU."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
+from gaussocc_ops.metrics.base import Metric, mean_over, safe_ratio
+
+
+class SSCMetrics(Metric):
+    """SC-IoU and mIoU accumulated over a dataset (SSC protocol of MonoScene / SemanticKITTI).
+
+    Over valid voxels (``target != ignore_index`` and ``mask``):
+
+    * geometry: occupied = label ``!= empty_class``; ``precision = TP / (TP + FP)``,
+      ``recall = TP / (TP + FN)``, ``iou = TP / (TP + FP + FN)``;
+    * semantics: per class ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``; ``miou`` averages the
+      non-empty classes. Counts are summed over the whole dataset before dividing.
+
+    A class with ``TP + FP + FN = 0`` over the dataset (absent from GT and never predicted) has
+    IoU 0; ``absent="zero"`` (MonoScene) keeps it in the mean as 0, ``absent="exclude"`` leaves
+    it out. Ratios with a zero denominator are 0, never NaN.
+
+    Example:
+        >>> m = SSCMetrics(num_classes=3, empty_class=0)
+        >>> t = torch.tensor([[[[0, 1], [2, 255]]]])
+        >>> m.update(t.clone(), t)
+        >>> round(m.compute()["miou"].item(), 3), m.compute()["iou"].item()
+        (1.0, 1.0)
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        empty_class: int,
+        *,
+        ignore_index: int | None = 255,
+        absent: Literal["zero", "exclude"] = "zero",
+        device: torch.device | str | None = None,
+    ) -> None:
+        check_class_args(num_classes, empty_class, absent)
+        super().__init__(device)
+        self.num_classes = num_classes
+        self.empty_class = empty_class
+        self.ignore_index = ignore_index
+        self.absent = absent
+        self.add_state("geo_counts", (3,))  # TP, FP, FN
+        self.add_state("class_counts", (3, num_classes))
+
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            pred: ``[B, X, Y, Z]`` int labels or ``[B, C, X, Y, Z]`` scores (argmax is taken).
+            target: ``[B, X, Y, Z]`` int labels (``ignore_index`` skipped).
+            mask: optional ``[B, X, Y, Z]`` bool (e.g. camera frustum / visibility): only true
+                voxels are evaluated.
+        """
+        pred = as_labels("pred", pred, self.num_classes)
+        target = as_labels("target", target, self.num_classes)
+        check_pair(pred, target, mask, 1)
+        valid = (
+            torch.ones_like(target, dtype=torch.bool)
+            if self.ignore_index is None
+            else target != self.ignore_index
+        )
+        if mask is not None:
+            valid &= mask
+        p, t = pred[valid], target[valid]
+        C = self.num_classes
+        if bool(((p < 0) | (p >= C)).any() | ((t < 0) | (t >= C)).any()):
+            raise ValueError(
+                f"labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})"
+            )
+        p_occ, t_occ = p != self.empty_class, t != self.empty_class
+        self._add(
+            "geo_counts",
+            torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
+        )
+        tp = torch.bincount(t[p == t], minlength=C)
+        pred_count = torch.bincount(p, minlength=C)
+        true_count = torch.bincount(t, minlength=C)
+        self._add("class_counts", torch.stack([tp, pred_count - tp, true_count - tp]))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """``precision``, ``recall``, ``iou`` (geometry), ``iou_per_class [C]`` (the empty class's
+        entry is its own IoU, not used in the mean) and ``miou``."""
+        s = self.states()
+        tp, fp, fn = s["geo_counts"]
+        ctp, cfp, cfn = s["class_counts"]
+        union = ctp + cfp + cfn
+        iou_c = safe_ratio(ctp, union)
+        include = torch.ones_like(iou_c, dtype=torch.bool)
+        include[self.empty_class] = False
+        if self.absent == "exclude":
+            include &= union > 0
+        return {
+            "precision": safe_ratio(tp, tp + fp),
+            "recall": safe_ratio(tp, tp + fn),
+            "iou": safe_ratio(tp, tp + fp + fn),
+            "iou_per_class": iou_c,
+            "miou": mean_over(iou_c, include),
+        }
