@@ -7,6 +7,8 @@ occupancy prediction.
 
 from gaussocc_ops import cameras
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.accumulate import OccupancyOutput, gaussians_to_occupancy
+from gaussocc_ops.prune import PrunedGaussians, prune_by_opacity
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
@@ -15,9 +17,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Cameras",
     "Gaussians",
+    "OccupancyOutput",
+    "PrunedGaussians",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "gaussians_to_occupancy",
+    "prune_by_opacity",
     "splat",
 ]
