@@ -29,7 +29,7 @@ def _chunk(centers, means, rot, scales, opacities, features, valid, radius_sigma
     if probabilistic:
         occupancy = 1 - torch.prod(1 - alpha, dim=-1)
     else:
-        occupancy = torch.zeros_like(alpha[..., 0])
+        occupancy = alpha.new_zeros(alpha.shape[:-1])
     return occupancy, alpha.sum(-1), torch.einsum("bpn,bnc->bpc", alpha, features)
 
 
