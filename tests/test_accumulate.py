@@ -12,8 +12,16 @@ from gaussocc_ops.accumulate import OccupancyOutput
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
-def random_gaussians(seed, B=2, N=10, C=4, dtype=torch.float32, extent=(3.0, 3.0, 2.0), padded=True,
-                     scale_range=(0.15, 0.6)):
+def random_gaussians(
+    seed,
+    B=2,
+    N=10,
+    C=4,
+    dtype=torch.float32,
+    extent=(3.0, 3.0, 2.0),
+    padded=True,
+    scale_range=(0.15, 0.6),
+):
     gen = torch.Generator().manual_seed(seed)
     lo, hi = scale_range
     means = torch.rand(B, N, 3, generator=gen, dtype=dtype) * torch.tensor(extent, dtype=dtype)
@@ -30,8 +38,13 @@ GRID = go.VoxelGrid(origin=(0.0, 0.0, 0.0), voxel_size=(0.4, 0.3, 0.5), shape=(7
 
 
 def with_grad(g: go.Gaussians) -> go.Gaussians:
-    return go.Gaussians(*(t.detach().clone().requires_grad_() for t in
-                          (g.means, g.scales, g.quats, g.opacities, g.features)), g.valid)
+    return go.Gaussians(
+        *(
+            t.detach().clone().requires_grad_()
+            for t in (g.means, g.scales, g.quats, g.opacities, g.features)
+        ),
+        g.valid,
+    )
 
 
 def params(g: go.Gaussians):
@@ -52,8 +65,12 @@ def test_single_isotropic_gaussian_matches_the_analytic_value(mode):
     grid = go.VoxelGrid(origin=(-1.0, -2.0, 0.5), voxel_size=(0.25, 0.4, 0.3), shape=(12, 10, 9))
     mean = torch.tensor([0.3, -0.1, 1.7], dtype=torch.float64)
     s, a, k = 0.45, 0.8, 2.5
-    g = go.Gaussians.isotropic(mean[None], s, torch.tensor([a], dtype=torch.float64),
-                               torch.tensor([[0.25, 0.75]], dtype=torch.float64))
+    g = go.Gaussians.isotropic(
+        mean[None],
+        s,
+        torch.tensor([a], dtype=torch.float64),
+        torch.tensor([[0.25, 0.75]], dtype=torch.float64),
+    )
     out = go.gaussians_to_occupancy(g, grid, mode=mode, radius_sigma=k, backend="cpu")
     d2 = ((grid.centers(dtype=torch.float64) - mean) ** 2).sum(-1) / s**2
     expected = torch.where(d2 <= k * k, a * torch.exp(-0.5 * d2), torch.zeros_like(d2))
@@ -61,7 +78,9 @@ def test_single_isotropic_gaussian_matches_the_analytic_value(mode):
     torch.testing.assert_close(out.occupancy, expected, rtol=1e-12, atol=1e-15)
     assert bool((out.occupancy[d2 > k * k] == 0).all())
     if mode == "additive":
-        torch.testing.assert_close(out.probs, expected * torch.tensor([0.25, 0.75]).double()[:, None, None, None])
+        torch.testing.assert_close(
+            out.probs, expected * torch.tensor([0.25, 0.75]).double()[:, None, None, None]
+        )
 
 
 def test_rotation_by_90_degrees_about_z_swaps_the_x_and_y_scales():
@@ -70,7 +89,13 @@ def test_rotation_by_90_degrees_about_z_swaps_the_x_and_y_scales():
     half = math.sqrt(0.5)
     quats = torch.tensor([[half, 0.0, 0.0, half]], dtype=torch.float64)
     scales = torch.tensor([[0.5, 0.2, 0.3]], dtype=torch.float64)
-    g = go.Gaussians(mean, scales, quats, torch.ones(1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64))
+    g = go.Gaussians(
+        mean,
+        scales,
+        quats,
+        torch.ones(1, dtype=torch.float64),
+        torch.ones(1, 1, dtype=torch.float64),
+    )
     out = go.gaussians_to_occupancy(g, grid, mode="additive", radius_sigma=3.0, backend="cpu")
     d = grid.centers(dtype=torch.float64) - mean[0]
     d2 = (d[..., 0] / 0.2) ** 2 + (d[..., 1] / 0.5) ** 2 + (d[..., 2] / 0.3) ** 2
@@ -98,7 +123,7 @@ def test_probabilities_match_a_brute_force_loop():
             w = float(g.opacities[0, i]) * math.exp(-0.5 * d2)
             transmittance *= 1 - w
             weight += w
-            weighted = [s + w * float(c) for s, c in zip(weighted, g.features[0, i])]
+            weighted = [s + w * float(c) for s, c in zip(weighted, g.features[0, i], strict=True)]
         occ = 1 - transmittance
         classes = [occ * s / weight if weight > 0 else 0.0 for s in weighted]
         expected = [classes[0], 1 - occ, classes[1], classes[2]]
@@ -142,12 +167,16 @@ def test_cpu_gradients_match_reference(seed, N, C, mode):
 
     def grads(backend):
         out = go.gaussians_to_occupancy(g, GRID, mode=mode, backend=backend)
-        w_occ = torch.randn(out.occupancy.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        w_probs = torch.randn(out.probs.shape, generator=gen.manual_seed(seed + 1), dtype=torch.float64)
+        w_occ = torch.randn(
+            out.occupancy.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+        w_probs = torch.randn(
+            out.probs.shape, generator=gen.manual_seed(seed + 1), dtype=torch.float64
+        )
         loss = (out.occupancy * w_occ).sum() + (out.probs * w_probs).sum()
         return torch.autograd.grad(loss, params(g))
 
-    for got, want in zip(grads("cpu"), grads("reference")):
+    for got, want in zip(grads("cpu"), grads("reference"), strict=True):
         torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-7)
 
 
@@ -172,8 +201,12 @@ def test_opcheck_on_the_registered_ops():
     grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3], 3.0)
     fwd_args = (means, quats, scales, opacities, features, valid, *grid_args)
     for probabilistic in (True, False):
-        args = tuple(t.clone().requires_grad_() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
-                     for t in fwd_args)
+        args = tuple(
+            t.clone().requires_grad_()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()
+            else t
+            for t in fwd_args
+        )
         torch.library.opcheck(torch.ops.gaussocc.accumulate_gaussians, (*args, probabilistic))
         out = torch.ops.gaussocc.accumulate_gaussians(*fwd_args, probabilistic)
         grads = (torch.randn_like(out[0]), torch.randn_like(out[1]), torch.randn_like(out[2]))
@@ -205,10 +238,13 @@ def test_opaque_gaussian_on_a_voxel_centre_has_finite_correct_gradients():
     assert bool(torch.isfinite(g_means).all()) and g_means.abs().max().item() == 0.0
 
     weights = torch.randn(out.probs.shape, dtype=dt, generator=torch.Generator().manual_seed(0))
-    loss = lambda backend: (go.gaussians_to_occupancy(g, grid, backend=backend).probs * weights).sum()  # noqa: E731
+
+    def loss(backend):
+        return (go.gaussians_to_occupancy(g, grid, backend=backend).probs * weights).sum()  # noqa: E731
+
     got = torch.autograd.grad(loss("cpu"), [means, opac, feats])
     want = torch.autograd.grad(loss("reference"), [means, opac, feats])
-    for x, y in zip(got, want):
+    for x, y in zip(got, want, strict=True):
         assert bool(torch.isfinite(x).all())
         torch.testing.assert_close(x, y)
 
@@ -236,13 +272,16 @@ def test_float32_gradients_stay_finite_near_opaque_voxels():
     assert all(bool(torch.isfinite(x).all()) for x in grads)
 
 
-# --- invariants ------------------------------------------------------------------------------------
+# --- invariants ----------------------------------------------------------------------------------
 
 
 def test_gaussian_outside_the_grid_contributes_nothing():
     g = random_gaussians(4, B=1, N=6, C=2, padded=False)
-    far = go.Gaussians.isotropic(torch.tensor([[10.0, -5.0, 1.0]]), 0.5, torch.ones(1), torch.tensor([[0.9, 0.1]]))
-    both = go.Gaussians(*(torch.cat([a, b[None]], dim=1) for a, b in zip(params(g), params(far))))
+    far = go.Gaussians.isotropic(
+        torch.tensor([[10.0, -5.0, 1.0]]), 0.5, torch.ones(1), torch.tensor([[0.9, 0.1]])
+    )
+    pairs = zip(params(g), params(far), strict=True)
+    both = go.Gaussians(*(torch.cat([a, b[None]], dim=1) for a, b in pairs))
     for mode in ("probabilistic", "additive"):
         alone = go.gaussians_to_occupancy(far, GRID, mode=mode, backend="cpu")
         assert alone.occupancy.abs().max().item() == 0.0
@@ -270,7 +309,8 @@ def test_probabilistic_occupancy_is_a_probability_and_monotone(seed, N):
     assert out.occupancy.min() >= 0 and out.occupancy.max() <= 1
     torch.testing.assert_close(out.probs.sum(1), torch.ones_like(out.occupancy))
     extra = random_gaussians(seed + 1, B=1, N=1, C=3, padded=False)
-    more = go.Gaussians(*(torch.cat([a, b], dim=1) for a, b in zip(params(g), params(extra))))
+    pairs = zip(params(g), params(extra), strict=True)
+    more = go.Gaussians(*(torch.cat([a, b], dim=1) for a, b in pairs))
     out_more = go.gaussians_to_occupancy(more, GRID, backend="cpu")
     assert bool((out_more.occupancy >= out.occupancy - 1e-6).all())
     perm = torch.randperm(N + 1, generator=torch.Generator().manual_seed(seed))
@@ -281,11 +321,17 @@ def test_probabilistic_occupancy_is_a_probability_and_monotone(seed, N):
 
 
 def test_argmax_picks_the_dominant_class_and_empty_far_away():
-    g = go.Gaussians.isotropic(torch.tensor([[1.0, 1.0, 1.0], [3.0, 3.0, 1.0]]), 0.4, torch.ones(2),
-                               torch.tensor([[0.1, 0.9, 0.0], [0.0, 0.2, 0.8]]))
+    g = go.Gaussians.isotropic(
+        torch.tensor([[1.0, 1.0, 1.0], [3.0, 3.0, 1.0]]),
+        0.4,
+        torch.ones(2),
+        torch.tensor([[0.1, 0.9, 0.0], [0.0, 0.2, 0.8]]),
+    )
     grid = go.VoxelGrid(origin=(0.0, 0.0, 0.0), voxel_size=0.5, shape=(10, 10, 4))
     labels = go.gaussians_to_occupancy(g, grid, empty_class=2, backend="cpu").probs.argmax(0)
-    assert labels[2, 2, 2].item() == 1 and labels[6, 6, 2].item() == 3 and labels[0, 9, 0].item() == 2
+    assert (
+        labels[2, 2, 2].item() == 1 and labels[6, 6, 2].item() == 3 and labels[0, 9, 0].item() == 2
+    )
 
 
 def test_invalid_gaussians_equal_removed_ones_and_batches_are_independent():
@@ -293,7 +339,7 @@ def test_invalid_gaussians_equal_removed_ones_and_batches_are_independent():
     out = go.gaussians_to_occupancy(g, GRID, backend="cpu")
     for b in range(3):
         keep = g.valid[b]
-        alone = go.Gaussians(*(t[b:b + 1, keep] for t in params(g)))
+        alone = go.Gaussians(*(t[b : b + 1, keep] for t in params(g)))
         one = go.gaussians_to_occupancy(alone, GRID, backend="cpu")
         torch.testing.assert_close(out.occupancy[b], one.occupancy[0])
         torch.testing.assert_close(out.probs[b], one.probs[0])
@@ -316,7 +362,9 @@ def test_empty_inputs_give_an_empty_scene():
     assert isinstance(out, OccupancyOutput)
     assert out.occupancy.abs().max().item() == 0.0
     assert bool((out.probs[:, 1] == 1).all()) and out.probs[:, [0, 2, 3]].abs().max().item() == 0.0
-    none = go.Gaussians.isotropic(torch.zeros(0, 4, 3), 0.5, torch.zeros(0, 4), torch.zeros(0, 4, 3))
+    none = go.Gaussians.isotropic(
+        torch.zeros(0, 4, 3), 0.5, torch.zeros(0, 4), torch.zeros(0, 4, 3)
+    )
     assert go.gaussians_to_occupancy(none, GRID, backend="cpu").probs.shape == (0, 4, *GRID.shape)
 
 
@@ -361,17 +409,27 @@ def test_bad_input_raises_clear_errors():
         go.gaussians_to_occupancy(g, GRID, backend="cuda")
 
     def modified(**changes):
-        fields = dict(means=g.means, scales=g.scales, quats=g.quats, opacities=g.opacities,
-                      features=g.features, valid=None)
+        fields = dict(
+            means=g.means,
+            scales=g.scales,
+            quats=g.quats,
+            opacities=g.opacities,
+            features=g.features,
+            valid=None,
+        )
         fields.update(changes)
         return go.Gaussians(**fields)
 
     with pytest.raises(ValueError, match="opacities must lie in \\[0, 1\\]"):
         go.gaussians_to_occupancy(modified(opacities=g.opacities + 1.5), GRID)
     with pytest.raises(ValueError, match="opacities contains NaN"):
-        go.gaussians_to_occupancy(modified(opacities=torch.full_like(g.opacities, float("nan"))), GRID)
+        go.gaussians_to_occupancy(
+            modified(opacities=torch.full_like(g.opacities, float("nan"))), GRID
+        )
     with pytest.raises(ValueError, match="features contains NaN"):
-        go.gaussians_to_occupancy(modified(features=torch.full_like(g.features, float("inf"))), GRID)
+        go.gaussians_to_occupancy(
+            modified(features=torch.full_like(g.features, float("inf"))), GRID
+        )
     with pytest.raises(ValueError, match="scales must be > 0"):
         go.gaussians_to_occupancy(modified(scales=torch.zeros_like(g.scales)), GRID)
     with pytest.raises(ValueError, match="features must have shape"):
@@ -386,11 +444,13 @@ def test_raw_op_rejects_bad_shapes():
     means, scales, quats, opacities, features = params(g)
     grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3], 3.0, True)
     with pytest.raises(RuntimeError, match="quats must have shape"):
-        torch.ops.gaussocc.accumulate_gaussians(means, quats[..., :3].contiguous(), scales, opacities, features,
-                                                g.valid, *grid_args)
+        torch.ops.gaussocc.accumulate_gaussians(
+            means, quats[..., :3].contiguous(), scales, opacities, features, g.valid, *grid_args
+        )
     with pytest.raises(RuntimeError, match="valid must have dtype"):
-        torch.ops.gaussocc.accumulate_gaussians(means, quats, scales, opacities, features, g.valid.float(),
-                                                *grid_args)
+        torch.ops.gaussocc.accumulate_gaussians(
+            means, quats, scales, opacities, features, g.valid.float(), *grid_args
+        )
 
 
 # --- CUDA ----------------------------------------------------------------------------------------
@@ -403,15 +463,20 @@ def test_cuda_matches_cpu(mode):
     grid = go.VoxelGrid(origin=(-0.5, -0.5, -0.5), voxel_size=(0.3, 0.25, 0.4), shape=(22, 23, 9))
     gen = torch.Generator().manual_seed(0)
     out = go.gaussians_to_occupancy(g, grid, mode=mode, backend="cpu")
-    w_occ, w_probs = torch.randn(out.occupancy.shape, generator=gen), torch.randn(out.probs.shape, generator=gen)
-    cpu_grads = torch.autograd.grad((out.occupancy * w_occ).sum() + (out.probs * w_probs).sum(), params(g))
+    w_occ, w_probs = (
+        torch.randn(out.occupancy.shape, generator=gen),
+        torch.randn(out.probs.shape, generator=gen),
+    )
+    cpu_grads = torch.autograd.grad(
+        (out.occupancy * w_occ).sum() + (out.probs * w_probs).sum(), params(g)
+    )
     gc = with_grad(g.to("cuda"))
     out_c = go.gaussians_to_occupancy(gc, grid, mode=mode, backend="cuda")
     loss_c = (out_c.occupancy * w_occ.cuda()).sum() + (out_c.probs * w_probs.cuda()).sum()
     cuda_grads = torch.autograd.grad(loss_c, params(gc))
     torch.testing.assert_close(out_c.occupancy.cpu(), out.occupancy, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out_c.probs.cpu(), out.probs, atol=1e-5, rtol=1e-5)
-    for got, want in zip(cuda_grads, cpu_grads):
+    for got, want in zip(cuda_grads, cpu_grads, strict=True):
         torch.testing.assert_close(got.cpu(), want, atol=1e-4, rtol=1e-4)
 
 
@@ -429,5 +494,5 @@ def test_cuda_float64_and_opaque_centre():
         out = go.gaussians_to_occupancy(g, grid, backend=device)
         loss = out.occupancy.sum() + out.probs[:, 0].pow(2).sum()
         results.append([t.cpu() for t in (out.occupancy, *torch.autograd.grad(loss, [m, opac]))])
-    for got, want in zip(results[1], results[0]):
+    for got, want in zip(results[1], results[0], strict=True):
         torch.testing.assert_close(got, want)

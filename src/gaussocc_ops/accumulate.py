@@ -118,10 +118,16 @@ def gaussians_to_occupancy(
     )
     probabilistic = mode == "probabilistic"
     if backend == "reference":
-        occupancy, weight, weighted = ref.accumulate_gaussians(*args, grid, radius_sigma, probabilistic)
+        occupancy, weight, weighted = ref.accumulate_gaussians(
+            *args, grid, radius_sigma, probabilistic
+        )
     else:
         occupancy, weight, weighted = torch.ops.gaussocc.accumulate_gaussians(
-            *args, list(grid.origin), list(grid.voxel_size), list(grid.shape), float(radius_sigma),
+            *args,
+            list(grid.origin),
+            list(grid.voxel_size),
+            list(grid.shape),
+            float(radius_sigma),
             probabilistic,
         )[:3]
 
@@ -139,8 +145,11 @@ def _class_probabilities(occupancy, weight, weighted, empty_index):
     """``[B, V]`` occupancy and sums -> occupancy and ``[B, V, C + 1]`` probabilities."""
     tiny = torch.finfo(weight.dtype).tiny ** 0.5
     covered = weight > tiny
-    ratio = torch.where(covered, occupancy / torch.where(covered, weight, torch.ones_like(weight)),
-                        torch.ones_like(weight))
+    ratio = torch.where(
+        covered,
+        occupancy / torch.where(covered, weight, torch.ones_like(weight)),
+        torch.ones_like(weight),
+    )
     classes = weighted * ratio.unsqueeze(-1)
     empty = (1 - occupancy).unsqueeze(-1)
     probs = torch.cat([classes[..., :empty_index], empty, classes[..., empty_index:]], dim=-1)
@@ -153,20 +162,24 @@ def _check_values(gaussians: Gaussians) -> None:
     opac = gaussians.opacities.detach()
     if opac.numel() and bool(((opac < 0) | (opac > 1)).any()):
         raise ValueError(
-            f"opacities must lie in [0, 1], got values in [{opac.min().item():.4g}, {opac.max().item():.4g}]"
+            "opacities must lie in [0, 1], got values in "
+            f"[{opac.min().item():.4g}, {opac.max().item():.4g}]"
         )
     scales = gaussians.scales.detach()
     if gaussians.valid is not None:
         scales = scales[gaussians.valid]
     if scales.numel() and bool((scales <= 0).any()):
         raise ValueError(
-            f"scales must be > 0 for every valid Gaussian, got a minimum of {scales.min().item():.4g}"
+            "scales must be > 0 for every valid Gaussian, got a minimum of "
+            f"{scales.min().item():.4g}"
         )
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}")
+        raise ValueError(
+            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
+        )
     if backend == "auto":
         if _ext.kernel_available(OP, device):
             return device.type
@@ -178,7 +191,8 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         if not _ext.kernel_available(OP, device):
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
+                "compiled (gaussocc_ops.build_info(): "
+                f"{_ext.build_info()['error'] or 'no such kernel'})"
             )
     return backend
 
@@ -188,8 +202,19 @@ def _register_autograd() -> None:
     lib = "gaussocc::"
 
     @torch.library.register_fake(lib + OP)
-    def _(means, quats, scales, opacities, features, valid, origin, voxel_size, shape, radius_sigma,
-          probabilistic):
+    def _(
+        means,
+        quats,
+        scales,
+        opacities,
+        features,
+        valid,
+        origin,
+        voxel_size,
+        shape,
+        radius_sigma,
+        probabilistic,
+    ):
         B, N, C = features.shape
         V = shape[0] * shape[1] * shape[2]
         return (
@@ -201,19 +226,32 @@ def _register_autograd() -> None:
         )
 
     def setup(ctx, inputs, output):
-        means, quats, scales, opacities, features, valid, origin, voxel_size, shape, k, prob = inputs
-        ctx.save_for_backward(means, quats, scales, opacities, features, valid, output[3], output[4])
+        means, quats, scales, opacities, features, valid, origin, voxel_size, shape, k, prob = (
+            inputs
+        )
+        ctx.save_for_backward(
+            means, quats, scales, opacities, features, valid, output[3], output[4]
+        )
         ctx.cfg = (origin, voxel_size, shape, k, prob)
         ctx.mark_non_differentiable(output[3], output[4])
 
     def backward(ctx, g_occ, g_weight, g_weighted, *_):
         means, quats, scales, opacities, features, valid, log_t, n_opaque = ctx.saved_tensors
+
         def grad(g, like):
             return torch.zeros_like(like) if g is None else g.contiguous()
 
         grads = torch.ops.gaussocc.accumulate_gaussians_backward(
-            means, quats, scales, opacities, features, valid, log_t, n_opaque,
-            grad(g_occ, log_t), grad(g_weight, log_t),
+            means,
+            quats,
+            scales,
+            opacities,
+            features,
+            valid,
+            log_t,
+            n_opaque,
+            grad(g_occ, log_t),
+            grad(g_weight, log_t),
             grad(g_weighted, log_t.unsqueeze(-1).expand(*log_t.shape, features.shape[-1])),
             *ctx.cfg,
         )
@@ -222,10 +260,31 @@ def _register_autograd() -> None:
     torch.library.register_autograd(lib + OP, backward, setup_context=setup)
 
     @torch.library.register_fake(lib + OP + "_backward")
-    def _(means, quats, scales, opacities, features, valid, log_t, n_opaque, g_occ, g_weight, g_weighted,
-          origin, voxel_size, shape, radius_sigma, probabilistic):
-        return (torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales),
-                torch.empty_like(opacities), torch.empty_like(features))
+    def _(
+        means,
+        quats,
+        scales,
+        opacities,
+        features,
+        valid,
+        log_t,
+        n_opaque,
+        g_occ,
+        g_weight,
+        g_weighted,
+        origin,
+        voxel_size,
+        shape,
+        radius_sigma,
+        probabilistic,
+    ):
+        return (
+            torch.empty_like(means),
+            torch.empty_like(quats),
+            torch.empty_like(scales),
+            torch.empty_like(opacities),
+            torch.empty_like(features),
+        )
 
 
 if _ext.has_op(OP):

@@ -37,8 +37,8 @@ def prune_by_opacity(
         :class:`PrunedGaussians` ``(gaussians, indices)``.
 
     Example:
-        >>> g = Gaussians.isotropic(torch.zeros(2, 3, 3), 0.1,
-        ...                         torch.tensor([[0.5, 0.005, 0.9], [0.0, 0.2, 0.0]]), torch.ones(2, 3, 1))
+        >>> opacities = torch.tensor([[0.5, 0.005, 0.9], [0.0, 0.2, 0.0]])
+        >>> g = Gaussians.isotropic(torch.zeros(2, 3, 3), 0.1, opacities, torch.ones(2, 3, 1))
         >>> pruned = prune_by_opacity(g)
         >>> pruned.indices.tolist(), pruned.gaussians.valid.tolist()
         ([[0, 2], [1, -1]], [[True, True], [True, False]])
@@ -49,8 +49,9 @@ def prune_by_opacity(
         raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-    if max_count is not None and (isinstance(max_count, bool) or not isinstance(max_count, int)
-                                  or max_count < 0):
+    if max_count is not None and (
+        isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 0
+    ):
         raise ValueError(f"max_count must be None or an int >= 0, got {max_count!r}")
 
     batch, N = gaussians.batch_shape, gaussians.num_gaussians
@@ -70,12 +71,14 @@ def prune_by_opacity(
     counts = keep.sum(1)
     K = int(counts.max().item()) if counts.numel() else 0
     arange = torch.arange(N, device=device).expand(B, N)
-    order = torch.sort(torch.where(keep, arange, arange + N), dim=1, stable=True).values[:, :K] % max(N, 1)
+    order = torch.sort(torch.where(keep, arange, arange + N), dim=1, stable=True).values[
+        :, :K
+    ] % max(N, 1)
     slot_valid = torch.arange(K, device=device).expand(B, K) < counts[:, None]
     indices = torch.where(slot_valid, order, torch.full_like(order, -1))
 
     def take(t: torch.Tensor, pad: float | list[float]) -> torch.Tensor:
-        tail = t.shape[len(batch) + 1:]
+        tail = t.shape[len(batch) + 1 :]
         flat = t.reshape(B, N, *tail)
         idx = order.reshape(B, K, *(1 for _ in tail)).expand(B, K, *tail)
         picked = flat.gather(1, idx)

@@ -60,10 +60,10 @@ def accumulate_gaussians(
     args = (means, rot, safe_scales, opacities, features, valid, float(radius_sigma), probabilistic)
     parts = []
     for start in range(0, centers.shape[0], chunk):
-        block = centers[start:start + chunk]
+        block = centers[start : start + chunk]
         if torch.is_grad_enabled():
             parts.append(checkpoint(_chunk, block, *args, use_reentrant=False))
         else:
             parts.append(_chunk(block, *args))
-    occupancy, weight, weighted = (torch.cat(p, dim=1) for p in zip(*parts))
+    occupancy, weight, weighted = (torch.cat(p, dim=1) for p in zip(*parts, strict=True))
     return occupancy, weight, weighted
