@@ -166,7 +166,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
     at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
                                 radius_sigma);
-  auto occupancy = at::zeros({sz.B, sz.V}, means.options());
+  // The probabilistic forward writes every occupancy value.
+  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options()) : at::zeros({sz.B, sz.V}, means.options());
   auto weight = at::zeros({sz.B, sz.V}, means.options());
   auto wfeat = at::zeros({sz.B, sz.V, sz.C}, means.options());
   auto log_t = at::zeros({sz.B, sz.V}, means.options());
