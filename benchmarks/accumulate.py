@@ -53,8 +53,12 @@ def box_pairs(g: go.Gaussians, grid: go.VoxelGrid, k: float = 3.0) -> int:
     rot = quat_to_rotmat(g.quats[0].cpu().double())
     var = (rot**2 * g.scales[0].cpu().double()[:, None, :] ** 2).sum(-1)
     half = k * var.sqrt()
-    lo = ((g.means[0].cpu().double() - half - torch.tensor(grid.origin)) / torch.tensor(grid.voxel_size))
-    hi = ((g.means[0].cpu().double() + half - torch.tensor(grid.origin)) / torch.tensor(grid.voxel_size))
+    lo = (g.means[0].cpu().double() - half - torch.tensor(grid.origin)) / torch.tensor(
+        grid.voxel_size
+    )
+    hi = (g.means[0].cpu().double() + half - torch.tensor(grid.origin)) / torch.tensor(
+        grid.voxel_size
+    )
     dims = torch.tensor(grid.shape, dtype=torch.float64)
     lo = torch.ceil(lo - 0.5).clamp(min=0)
     hi = torch.floor(hi - 0.5).clamp(max=dims - 1)
@@ -95,7 +99,9 @@ def measure(g, grid, device, backend, repeat):
 
     fwd = time_fn(forward, device, repeat=repeat)
     both = time_fn(forward_backward, device, repeat=repeat)
-    peak = peak_memory_mb if torch.device(device).type == "cuda" else (lambda fn, _d: cpu_peak_mb(fn))
+    peak = (
+        peak_memory_mb if torch.device(device).type == "cuda" else (lambda fn, _d: cpu_peak_mb(fn))
+    )
     output_mb = (grid.num_voxels * (g.num_channels + 2) * 4) / 2**20
     return {
         "forward_ms": round(fwd["median_ms"], 2),
@@ -127,26 +133,44 @@ def run_workload(name, device, repeat):
         rows = []
         for n in (1_600, 6_400, 25_600):
             g = make_gaussians(n, GRID_A, 0.08, 0.64, 18, device)
-            rows.append({"workload": name, "N": n, "pairs": box_pairs(g, GRID_A),
-                         **measure(g, GRID_A, device, backend, repeat)})
+            rows.append(
+                {
+                    "workload": name,
+                    "N": n,
+                    "pairs": box_pairs(g, GRID_A),
+                    **measure(g, GRID_A, device, backend, repeat),
+                }
+            )
         return rows
     if name == "scale-s":
         rows = []
         for smax in (0.16, 0.32, 0.64, 1.28):
             g = make_gaussians(25_600, GRID_A, 0.08, smax, 18, device)
-            rows.append({"workload": name, "smax": smax, "pairs": box_pairs(g, GRID_A),
-                         **measure(g, GRID_A, device, backend, repeat)})
+            rows.append(
+                {
+                    "workload": name,
+                    "smax": smax,
+                    "pairs": box_pairs(g, GRID_A),
+                    **measure(g, GRID_A, device, backend, repeat),
+                }
+            )
         return rows
     if name == "ref":
         g = make_gaussians(1_600, GRID_REF, 0.08, 0.64, 18, device)
         kernel = measure(g, GRID_REF, device, backend, repeat)
         reference = measure(g, GRID_REF, device, "reference", 1)
-        return [{
-            "workload": name, "N": 1_600, "kernel": kernel, "reference": reference,
-            "speedup_forward": round(reference["forward_ms"] / kernel["forward_ms"], 1),
-            "speedup_forward_backward": round(
-                reference["forward_backward_ms"] / kernel["forward_backward_ms"], 1),
-        }]
+        return [
+            {
+                "workload": name,
+                "N": 1_600,
+                "kernel": kernel,
+                "reference": reference,
+                "speedup_forward": round(reference["forward_ms"] / kernel["forward_ms"], 1),
+                "speedup_forward_backward": round(
+                    reference["forward_backward_ms"] / kernel["forward_backward_ms"], 1
+                ),
+            }
+        ]
     raise ValueError(f"unknown workload {name!r}")
 
 
@@ -154,8 +178,11 @@ WORKLOADS = ("a", "a-large", "b", "scale-n", "scale-s", "ref")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks accumulate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks accumulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--repeat", type=int, default=3)
