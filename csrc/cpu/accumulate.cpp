@@ -106,7 +106,8 @@ void forward_cpu(const Inputs<T>& in, T* occupancy, T* weight, T* wfeat, T* log_
         }
       }
       if (in.probabilistic) {
-        for (int64_t v = plane * Y * Z; v < (plane + 1) * Y * Z; ++v) occupancy[v] = occupancy_from_log(log_t[v], n_opaque[v]);
+        for (int64_t v = plane * Y * Z; v < (plane + 1) * Y * Z; ++v)
+          occupancy[v] = occupancy_from_log(log_t[v], n_opaque[v]);
       }
     }
   });
@@ -167,7 +168,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
                                 radius_sigma);
   // The probabilistic forward writes every occupancy value.
-  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options()) : at::zeros({sz.B, sz.V}, means.options());
+  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options())
+                                 : at::zeros({sz.B, sz.V}, means.options());
   auto weight = at::zeros({sz.B, sz.V}, means.options());
   auto wfeat = at::zeros({sz.B, sz.V, sz.C}, means.options());
   auto log_t = at::zeros({sz.B, sz.V}, means.options());

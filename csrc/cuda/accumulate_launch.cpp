@@ -31,7 +31,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
                                 radius_sigma);
   const c10::cuda::CUDAGuard guard(means.device());
   // The probabilistic forward writes every occupancy value.
-  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options()) : at::zeros({sz.B, sz.V}, means.options());
+  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options())
+                                 : at::zeros({sz.B, sz.V}, means.options());
   auto weight = at::zeros({sz.B, sz.V}, means.options());
   auto wfeat = at::zeros({sz.B, sz.V, sz.C}, means.options());
   auto log_t = at::zeros({sz.B, sz.V}, means.options());
