@@ -7,10 +7,12 @@ occupancy prediction.
 
 from gaussocc_ops import cameras, losses, metrics
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.accumulate import OccupancyOutput, gaussians_to_occupancy
 from gaussocc_ops.confidence import hybrid_confidence
 from gaussocc_ops.memory import GaussianMemory, InsertResult
 from gaussocc_ops.metrics import RayIoU, SSCMetrics
 from gaussocc_ops.patches import PatchPixels, patch_pixels, patch_rays
+from gaussocc_ops.prune import PrunedGaussians, prune_by_opacity
 from gaussocc_ops.radius import RadiusNeighbors, radius_neighbors
 from gaussocc_ops.raycast import RaycastOutput, raycast
 from gaussocc_ops.snog import SnogSamples, snog_sample
@@ -24,7 +26,9 @@ __all__ = [
     "GaussianMemory",
     "Gaussians",
     "InsertResult",
+    "OccupancyOutput",
     "PatchPixels",
+    "PrunedGaussians",
     "RadiusNeighbors",
     "RayIoU",
     "RaycastOutput",
@@ -34,11 +38,13 @@ __all__ = [
     "VoxelGrid",
     "build_info",
     "cameras",
+    "gaussians_to_occupancy",
     "hybrid_confidence",
     "losses",
     "metrics",
     "patch_pixels",
     "patch_rays",
+    "prune_by_opacity",
     "radius_neighbors",
     "raycast",
     "snog_sample",
