@@ -417,3 +417,30 @@ def test_insert_validation():
         mem.insert(_gaussians(torch.zeros(2, 3)), torch.eye(4), confidence=torch.ones(3))
     with pytest.raises(ValueError, match="only used with mode='sgr'"):
         mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4), depth=torch.ones(4, 4))
+
+
+def test_to_occupancy_equals_accumulating_the_world_frame_gaussians():
+    T = _pose(2)
+    world = _lattice(n_side=3, spacing=1.0) + 0.25
+    probs = torch.tensor([0.7, 0.2, 0.1]).expand(len(world), 3).clone()
+    cam = _gaussians(_to_camera(world, T), scales=torch.full((len(world), 3), 0.2), features=probs)
+    mem = go.GaussianMemory(radius=0.1)
+    mem.insert(cam, T)
+    grid = go.VoxelGrid(origin=(-0.5, -0.5, -0.5), voxel_size=0.25, shape=(14, 14, 14))
+    occ = mem.to_occupancy(grid, empty_class=-1)
+    direct = go.gaussians_to_occupancy(
+        _gaussians(world, scales=torch.full((len(world), 3), 0.2), features=probs),
+        grid,
+        empty_class=-1,
+    )
+    torch.testing.assert_close(occ.occupancy, direct.occupancy, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(occ.probs, direct.probs, atol=1e-5, rtol=1e-5)
+    idx = ((world - torch.tensor(grid.origin)) / 0.25).long()
+    at_means = occ.occupancy[idx[:, 0], idx[:, 1], idx[:, 2]]
+    # the voxel centre is 0.125 m off the mean along each axis: o exp(-0.5 * 3 (0.125 / 0.2)^2)
+    expected = 0.5 * math.exp(-1.5 * (0.125 / 0.2) ** 2)
+    torch.testing.assert_close(at_means, torch.full_like(at_means, expected), rtol=1e-3, atol=0)
+    assert occ.occupancy[0, 0, 0] < 1e-3
+    assert (occ.probs[0, idx[:, 0], idx[:, 1], idx[:, 2]] > 0.2).all()  # class 0 dominates
+    with pytest.raises(ValueError, match="the memory is empty"):
+        go.GaussianMemory(radius=0.1).to_occupancy(grid)
