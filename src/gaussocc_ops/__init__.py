@@ -7,6 +7,15 @@ occupancy prediction.
 
 from gaussocc_ops import cameras
 from gaussocc_ops._ext import build_info
+from gaussocc_ops.depth import (
+    GaussianDepthGate,
+    IdentityInitFusion,
+    InverseDepthAlignment,
+    gaussian_depth_gate,
+    inverse_depth_align,
+)
+from gaussocc_ops.lift import SoftGatingLifter, soft_gated_lift
+from gaussocc_ops.rays import ray_constrained_refine, ray_directions, ray_volumetric_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
@@ -14,10 +23,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cameras",
+    "GaussianDepthGate",
     "Gaussians",
+    "IdentityInitFusion",
+    "InverseDepthAlignment",
+    "SoftGatingLifter",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "gaussian_depth_gate",
+    "inverse_depth_align",
+    "ray_constrained_refine",
+    "ray_directions",
+    "ray_volumetric_sample",
+    "soft_gated_lift",
     "splat",
 ]
