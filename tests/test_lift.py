@@ -61,7 +61,7 @@ def test_cpu_matches_reference(B, C, H, W, Q, K, seed, sigma, alpha):
     out_cpu, g_cpu = lift_and_grads("cpu", *inputs, *scalars)
     torch.testing.assert_close(out_cpu, out_ref, rtol=1e-9, atol=1e-10)
     names = ("features", "depth", "queries", "offsets", "attn", "alpha", "sigma")
-    for name, a, b in zip(names, g_cpu, g_ref):
+    for name, a, b in zip(names, g_cpu, g_ref, strict=True):
         a = torch.zeros(()) if a is None else a
         b = torch.zeros(()) if b is None else b
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9, msg=f"gradient of {name}")
@@ -74,7 +74,7 @@ def test_float32_matches_reference():
     out_cpu, g_cpu = lift_and_grads("cpu", *inputs, alpha, sigma)
     assert out_cpu.dtype == torch.float32
     torch.testing.assert_close(out_cpu, out_ref, rtol=1e-4, atol=1e-5)
-    for a, b in zip(g_cpu, g_ref):
+    for a, b in zip(g_cpu, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
 
 
@@ -114,7 +114,7 @@ def test_backward_is_deterministic():
     scalars = (torch.tensor(1.0), torch.tensor(0.5))
     _, g1 = lift_and_grads("cpu", *inputs, *scalars)
     _, g2 = lift_and_grads("cpu", *inputs, *scalars)
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         assert torch.equal(a, b)
 
 
@@ -169,7 +169,8 @@ def test_cameras_rescale_to_feature_map_and_batch_dims():
     image_Ks = Ks * torch.tensor([4.0, 2.0, 1.0])[:, None]  # image is 4x wider, 2x taller
     cams = go.Cameras(viewmats[:, None], image_Ks[:, None], width=32, height=12)
     out_cams = go.soft_gated_lift(features, depth, queries, cams, offsets, attn, 1.0, 0.5)
-    out_tuple = go.soft_gated_lift(features, depth, queries, (Ks, viewmats), offsets, attn, 1.0, 0.5)
+    out_tuple = go.soft_gated_lift(features, depth, queries, (Ks, viewmats), offsets, attn,
+                                   1.0, 0.5)
     torch.testing.assert_close(out_cams, out_tuple)
     assert out_tuple.abs().sum() > 0
     # Leading batch dims [2, 3] give the same as the flat batch of 6.
@@ -259,9 +260,10 @@ def test_cuda_matches_cpu():
     scalars = (torch.tensor(1.1), torch.tensor(0.6))
     out_cpu, g_cpu = lift_and_grads("cpu", *inputs, *scalars)
     cuda = lambda t: t.cuda() if isinstance(t, torch.Tensor) else tuple(x.cuda() for x in t)  # noqa: E731
-    out_gpu, g_gpu = lift_and_grads("cuda", *[cuda(t) for t in inputs], *[s.cuda() for s in scalars])
+    out_gpu, g_gpu = lift_and_grads("cuda", *[cuda(t) for t in inputs],
+                                    *[s.cuda() for s in scalars])
     torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-5)
-    for a, b in zip(g_gpu, g_cpu):
+    for a, b in zip(g_gpu, g_cpu, strict=True):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-3)
 
 

@@ -124,8 +124,8 @@ def test_volumetric_sample_gradcheck():
     extent = torch.rand(2, 3, generator=g, dtype=F64).requires_grad_()
     cam2world = random_rigid((), g).requires_grad_()
     for depth_type in ("distance", "z"):
-        fn = lambda d, r, e, T: go.ray_volumetric_sample(  # noqa: E731
-            d, r, e, 3, depth_type=depth_type, cam2world=T)
+        fn = lambda d, r, e, T, kind=depth_type: go.ray_volumetric_sample(  # noqa: E731
+            d, r, e, 3, depth_type=kind, cam2world=T)
         assert torch.autograd.gradcheck(fn, (dist, dirs, extent, cam2world))
 
 
@@ -174,7 +174,8 @@ def test_refine_hand_values_and_bounds():
     huge = go.ray_constrained_refine(p[:1], torch.tensor([1e6]), o, max_delta=0.5)
     torch.testing.assert_close(huge, torch.tensor([[0.0, 3.3, 4.4]]))
     small = go.ray_constrained_refine(p[:1], torch.tensor([1e-3]), o, max_delta=0.5)
-    torch.testing.assert_close(small, p[:1] + 1e-3 * torch.tensor([0.0, 0.6, 0.8]), atol=1e-8, rtol=0)
+    torch.testing.assert_close(small, p[:1] + 1e-3 * torch.tensor([0.0, 0.6, 0.8]),
+                               atol=1e-8, rtol=0)
 
 
 def test_refine_point_at_camera_centre_is_finite_and_fixed():

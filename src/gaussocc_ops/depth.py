@@ -16,7 +16,9 @@ def _as_scalar(name: str, value, like: torch.Tensor) -> torch.Tensor:
     """A python number or a one-element tensor as a 0-dim tensor of ``like``'s dtype/device."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a number or a one-element tensor, got {describe(value)}")
+            raise ValueError(
+                f"{name} must be a number or a one-element tensor, got {describe(value)}"
+            )
         check_float(name, value)
         if value.device != like.device:
             raise ValueError(f"{name} is on {value.device} but the inputs are on {like.device}")
@@ -150,7 +152,8 @@ def inverse_depth_align(
         torch.broadcast_shapes(prior_depth.shape, residual.shape)
     except RuntimeError:
         raise ValueError(
-            f"residual ({describe(residual)}) must broadcast to prior_depth ({describe(prior_depth)})"
+            f"residual ({describe(residual)}) must broadcast to prior_depth "
+            f"({describe(prior_depth)})"
         ) from None
     dtype = torch.float64 if torch.float64 in (prior_depth.dtype, residual.dtype) else torch.float32
     prior = prior_depth.to(dtype).clamp(min_depth, max_depth)
@@ -199,12 +202,13 @@ class InverseDepthAlignment(nn.Module):
 
     def forward(self, features: torch.Tensor, prior_depth: torch.Tensor) -> torch.Tensor:
         check_tensor("features", features, min_dim=4)
-        check_tensor("prior_depth", prior_depth, min_dim=4, last=(None, None, None))
+        check_tensor("prior_depth", prior_depth, min_dim=4)
         if prior_depth.dim() != 4 or prior_depth.shape[1] != 1:
             raise ValueError(f"prior_depth must be [B, 1, H, W], got {describe(prior_depth)}")
         if features.dim() != 4 or features.shape[0] != prior_depth.shape[0]:
             raise ValueError(
-                f"features must be [B, C_in, h, w] with B = {prior_depth.shape[0]}, got {describe(features)}"
+                f"features must be [B, C_in, h, w] with B = {prior_depth.shape[0]}, "
+                f"got {describe(features)}"
             )
         residual = self.head(features)
         if residual.shape[-2:] != prior_depth.shape[-2:]:
@@ -258,7 +262,8 @@ class IdentityInitFusion(nn.Module):
         check_tensor("f_hist", f_hist, min_dim=1, last=(C_hist,))
         if f_hist.shape[:-1] != f_curr.shape[:-1]:
             raise ValueError(
-                f"f_hist ({describe(f_hist)}) and f_curr ({describe(f_curr)}) must share leading dims"
+                f"f_hist ({describe(f_hist)}) and f_curr ({describe(f_curr)}) must share "
+                "leading dims"
             )
         update = F.linear(f_curr, self.delta_curr) + F.linear(f_hist, self.weight_hist, self.bias)
         return f_curr + update

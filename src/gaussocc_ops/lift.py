@@ -68,7 +68,8 @@ def soft_gated_lift(
 
     Example:
         >>> feats, depth = torch.rand(1, 8, 30, 40), torch.full((1, 1, 30, 40), 2.0)
-        >>> K = torch.tensor([[20.0, 0, 20.5], [0, 20.0, 15.5], [0, 0, 1]])  # (0, 0, z) → pixel (15, 20)
+        >>> # (0, 0, z) projects to the centre of pixel (row 15, col 20)
+        >>> K = torch.tensor([[20.0, 0, 20.5], [0, 20.0, 15.5], [0, 0, 1]])
         >>> queries = torch.tensor([[[0.0, 0.0, 2.0]]])
         >>> out = soft_gated_lift(feats, depth, queries, (K[None], torch.eye(4)[None]),
         ...                       torch.zeros(1, 1, 4, 2), torch.full((1, 1, 4), 0.25), 1.0, 0.5)
@@ -175,8 +176,8 @@ def _camera_tensors(cameras, batch, H, W, device):
         check_float("viewmats", viewmats)
     else:
         raise TypeError(
-            "cameras must be gaussocc_ops.Cameras or a tuple (Ks [..., 3, 3], viewmats [..., 4, 4]), "
-            f"got {type(cameras).__name__}"
+            "cameras must be gaussocc_ops.Cameras or a tuple (Ks [..., 3, 3], "
+            f"viewmats [..., 4, 4]), got {type(cameras).__name__}"
         )
     for name, t in (("Ks", Ks), ("viewmats", viewmats)):
         if t.device != device:
@@ -204,9 +205,10 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         if device.type != backend:
             raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
         if not _ext.kernel_available("soft_gated_lift", device):
+            reason = _ext.build_info()["error"] or "no such kernel"
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
-                f"compiled (gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
+                f"compiled (gaussocc_ops.build_info(): {reason})"
             )
     return backend
 

@@ -24,7 +24,9 @@ def _broadcast_to(name: str, t: torch.Tensor, shape: torch.Size, what: str) -> t
         if torch.broadcast_shapes(t.shape, shape) != shape:
             raise RuntimeError
     except RuntimeError:
-        raise ValueError(f"{name} ({describe(t)}) must broadcast to {what} {tuple(shape)}") from None
+        raise ValueError(
+            f"{name} ({describe(t)}) must broadcast to {what} {tuple(shape)}"
+        ) from None
     return t.expand(shape)
 
 
@@ -150,7 +152,8 @@ def ray_volumetric_sample(
         shape = torch.broadcast_shapes(distance.shape, directions.shape[:-1])
     except RuntimeError:
         raise ValueError(
-            f"directions ({describe(directions)}) must broadcast with distance ({describe(distance)})"
+            f"directions ({describe(directions)}) must broadcast with distance "
+            f"({describe(distance)})"
         ) from None
     rays = F.normalize(directions.to(dtype), dim=-1).expand(*shape, 3)
     t = distance.to(dtype).expand(shape)
@@ -206,7 +209,8 @@ def ray_constrained_refine(
         ``[..., 3]`` refined points; float32 (float64 if an input is). Differentiable in all inputs.
 
     Example:
-        >>> ray_constrained_refine(torch.tensor([[0.0, 3.0, 4.0]]), torch.tensor([5.0]), torch.zeros(3))
+        >>> points, camera = torch.tensor([[0.0, 3.0, 4.0]]), torch.zeros(3)
+        >>> ray_constrained_refine(points, torch.tensor([5.0]), camera)
         tensor([[0., 6., 8.]])
     """
     check_tensor("points", points, min_dim=1, last=(3,))

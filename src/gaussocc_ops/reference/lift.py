@@ -40,8 +40,9 @@ def soft_gated_lift(
     valid = in_front & inside
 
     grid = 2.0 * (ref[:, :, None, :] + offsets) / size - 1.0  # [B, Q, K, 2]
-    sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    d_pred = F.grid_sample(depth, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sample = dict(mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(features, grid, **sample)
+    d_pred = F.grid_sample(depth, grid, **sample)
     gate = alpha * torch.exp(-((d_proj[..., None] - d_pred[:, 0]) ** 2) / (2.0 * sigma**2))
     weights = attn * gate * valid[..., None]
     return torch.einsum("bcqk,bqk->bqc", sampled, weights)
