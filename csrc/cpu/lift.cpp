@@ -43,7 +43,8 @@ void forward_kernel(const at::Tensor& features, const at::Tensor& depth,
       T* acc = o + bq * C;
       for (int64_t k = 0; k < K; ++k) {
         const int64_t s = bq * K + k;
-        const auto taps = bilinear_taps<T>(ref[2 * bq] + off[2 * s], ref[2 * bq + 1] + off[2 * s + 1], H, W);
+        const auto taps =
+            bilinear_taps<T>(ref[2 * bq] + off[2 * s], ref[2 * bq + 1] + off[2 * s + 1], H, W);
         T kernel;
         const T gate = depth_gate<T>(dp[bq], bilinear_scalar<T>(D, taps), alpha, sigma, &kernel);
         const T coef = att[s] * gate;
@@ -190,10 +191,7 @@ soft_gated_lift_backward_cpu(const at::Tensor& grad_out, const at::Tensor& featu
                              const at::Tensor& alpha, const at::Tensor& sigma) {
   check_soft_gated_lift_inputs(features, depth, ref_points, d_proj, valid, offsets, attn, alpha,
                                sigma);
-  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef({features.size(0), offsets.size(1), features.size(3)}),
-              "soft_gated_lift_backward: grad_out must be [B, Q, C], got ", grad_out.sizes());
-  TORCH_CHECK(grad_out.scalar_type() == features.scalar_type() && grad_out.is_contiguous(),
-              "soft_gated_lift_backward: grad_out must be contiguous ", features.scalar_type());
+  check_soft_gated_lift_grad(grad_out, features, offsets);
   BackwardOutputs g;
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "soft_gated_lift_backward_cpu", [&] {
     g = backward_kernel<scalar_t>(grad_out, features, depth, ref_points, d_proj, valid, offsets,

@@ -1,6 +1,7 @@
 // Soft-gated lifting (SGR-OCC Eq. 1-2):
-//   out[b, q] = sum_k attn[b, q, k] * G(d_proj[b, q], D(p_k)) * F(p_k),  p_k = ref[b, q] + off[b, q, k]
-// with G(a, d) = alpha * exp(-(a - d)^2 / (2 sigma^2)) and D, F bilinear reads of the depth and
+//   out[b, q] = sum_k attn[b, q, k] * G(d_proj[b, q], D(p_k)) * F(p_k)
+// with p_k = ref[b, q] + off[b, q, k],
+// G(a, d) = alpha * exp(-(a - d)^2 / (2 sigma^2)) and D, F bilinear reads of the depth and
 // feature maps (convention in include/gaussocc/lift_math.h). Queries with valid == false give 0.
 //
 // Layout (all contiguous, one floating dtype, one device):
@@ -56,6 +57,15 @@ void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& 
                 features.device());
     TORCH_CHECK(t->is_contiguous(), "soft_gated_lift: inputs must be contiguous");
   }
+}
+
+void check_soft_gated_lift_grad(const at::Tensor& grad_out, const at::Tensor& features,
+                                const at::Tensor& offsets) {
+  check_shape("grad_out", grad_out, {features.size(0), offsets.size(1), features.size(3)});
+  TORCH_CHECK(grad_out.scalar_type() == features.scalar_type(),
+              "soft_gated_lift_backward: grad_out must be ", features.scalar_type());
+  TORCH_CHECK(grad_out.device() == features.device() && grad_out.is_contiguous(),
+              "soft_gated_lift_backward: grad_out must be contiguous on ", features.device());
 }
 
 }  // namespace gaussocc

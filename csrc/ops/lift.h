@@ -12,4 +12,8 @@ void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& 
                                   const at::Tensor& attn, const at::Tensor& alpha,
                                   const at::Tensor& sigma);
 
+// Checks grad_out [B, Q, C] of the backward op against the forward inputs.
+void check_soft_gated_lift_grad(const at::Tensor& grad_out, const at::Tensor& features,
+                                const at::Tensor& offsets);
+
 }  // namespace gaussocc
