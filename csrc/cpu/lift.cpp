@@ -4,11 +4,15 @@
 // scatters into the feature and depth maps; instead of atomics, the queries of each batch
 // element are split into chunks that accumulate into private copies of the map gradients
 // (bounded to kScratchElements in all), summed afterwards: race-free and deterministic.
+//
+// The channel loops touch the four bilinear taps in one pass. A tap outside the map reads a row
+// of zeros and writes to a private sink row, so the loops have no branches and vectorise.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "gaussocc/lift_math.h"
 #include "ops/lift.h"
@@ -17,6 +21,72 @@ namespace gaussocc {
 namespace {
 
 constexpr int64_t kScratchElements = int64_t(1) << 25;
+constexpr int kLanes = 8;  // independent partial sums of a dot product (vectorisable)
+
+// acc[c] += sum_t w[t] * rows[t][c]
+template <typename T>
+inline void accumulate_taps(T* __restrict__ acc, const T* const rows[4], const T w[4],
+                            int64_t C) {
+  const T* __restrict__ r0 = rows[0];
+  const T* __restrict__ r1 = rows[1];
+  const T* __restrict__ r2 = rows[2];
+  const T* __restrict__ r3 = rows[3];
+  for (int64_t c = 0; c < C; ++c)
+    acc[c] += w[0] * r0[c] + w[1] * r1[c] + w[2] * r2[c] + w[3] * r3[c];
+}
+
+// One pass over the channels of the four taps: dots[t] = <g, rows[t]> (kLanes partial sums
+// per tap so the loop vectorises) and grad_rows[t][c] += w[t] * g[c] (distinct rows).
+template <typename T>
+inline void dot_and_scatter_taps(const T* __restrict__ g, const T* const rows[4],
+                                 T* const grad_rows[4], const T w[4], T dots[4], int64_t C) {
+  const T* __restrict__ r0 = rows[0];
+  const T* __restrict__ r1 = rows[1];
+  const T* __restrict__ r2 = rows[2];
+  const T* __restrict__ r3 = rows[3];
+  T* __restrict__ g0 = grad_rows[0];
+  T* __restrict__ g1 = grad_rows[1];
+  T* __restrict__ g2 = grad_rows[2];
+  T* __restrict__ g3 = grad_rows[3];
+  const T w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  T p0[kLanes] = {}, p1[kLanes] = {}, p2[kLanes] = {}, p3[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const T v = g[c + j];
+      p0[j] += v * r0[c + j];
+      p1[j] += v * r1[c + j];
+      p2[j] += v * r2[c + j];
+      p3[j] += v * r3[c + j];
+      g0[c + j] += w0 * v;
+      g1[c + j] += w1 * v;
+      g2[c + j] += w2 * v;
+      g3[c + j] += w3 * v;
+    }
+  }
+  T d0 = T(0), d1 = T(0), d2 = T(0), d3 = T(0);
+  for (; c < C; ++c) {
+    const T v = g[c];
+    d0 += v * r0[c];
+    d1 += v * r1[c];
+    d2 += v * r2[c];
+    d3 += v * r3[c];
+    g0[c] += w0 * v;
+    g1[c] += w1 * v;
+    g2[c] += w2 * v;
+    g3[c] += w3 * v;
+  }
+  for (int j = 0; j < kLanes; ++j) {
+    d0 += p0[j];
+    d1 += p1[j];
+    d2 += p2[j];
+    d3 += p3[j];
+  }
+  dots[0] = d0;
+  dots[1] = d1;
+  dots[2] = d2;
+  dots[3] = d3;
+}
 
 template <typename T>
 void forward_kernel(const at::Tensor& features, const at::Tensor& depth,
@@ -35,6 +105,7 @@ void forward_kernel(const at::Tensor& features, const at::Tensor& depth,
   T* o = out.data_ptr<T>();
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K * C));
   at::parallel_for(0, B * Q, grain, [&](int64_t begin, int64_t end) {
+    const std::vector<T> zeros(C, T(0));
     for (int64_t bq = begin; bq < end; ++bq) {
       if (!ok[bq]) continue;
       const int64_t b = bq / Q;
@@ -48,12 +119,14 @@ void forward_kernel(const at::Tensor& features, const at::Tensor& depth,
         T kernel;
         const T gate = depth_gate<T>(dp[bq], bilinear_scalar<T>(D, taps), alpha, sigma, &kernel);
         const T coef = att[s] * gate;
+        const T* rows[4];
+        T w[4];
         for (int t = 0; t < 4; ++t) {
-          if (taps.index[t] < 0) continue;
-          const T w = coef * taps.weight[t];
-          const T* f = F + taps.index[t] * C;
-          for (int64_t c = 0; c < C; ++c) acc[c] += w * f[c];
+          const bool inside = taps.index[t] >= 0;
+          rows[t] = inside ? F + taps.index[t] * C : zeros.data();
+          w[t] = inside ? coef * taps.weight[t] : T(0);
         }
+        accumulate_taps<T>(acc, rows, w, C);
       }
     }
   });
@@ -111,6 +184,8 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
       T* gF = gf_parts + task * HW * C;
       T* gD = gd_parts + task * HW;
       T g_alpha = T(0), g_sigma = T(0);
+      const std::vector<T> zeros(C, T(0));
+      std::vector<T> sinks(4 * C);
       const int64_t q_end = Q * (chunk + 1) / chunks;
       for (int64_t q = Q * chunk / chunks; q < q_end; ++q) {
         const int64_t bq = b * Q + q;
@@ -124,16 +199,19 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
           T kernel;
           const T gate = depth_gate<T>(dp[bq], d_pred, alpha, sigma, &kernel);
           const T coef = att[s] * gate;
-          T tap_dot[4] = {T(0), T(0), T(0), T(0)};  // <grad_out, F(tap)>
-          T sampled_dot = T(0);                      // <grad_out, F(p_k)>
+          const T* rows[4];
+          T* grad_rows[4];
           for (int t = 0; t < 4; ++t) {
-            if (taps.index[t] < 0) continue;
-            const T* f = F + taps.index[t] * C;
-            T dot = T(0);
-            for (int64_t c = 0; c < C; ++c) dot += gout[c] * f[c];
-            tap_dot[t] = dot;
-            sampled_dot += taps.weight[t] * dot;
+            const bool inside = taps.index[t] >= 0;
+            rows[t] = inside ? F + taps.index[t] * C : zeros.data();
+            grad_rows[t] = inside ? gF + taps.index[t] * C : sinks.data() + t * C;
           }
+          T w[4];
+          for (int t = 0; t < 4; ++t) w[t] = coef * taps.weight[t];
+          T tap_dot[4];  // <grad_out, F(tap)>
+          dot_and_scatter_taps<T>(gout, rows, grad_rows, w, tap_dot, C);
+          T sampled_dot = T(0);  // <grad_out, F(p_k)>
+          for (int t = 0; t < 4; ++t) sampled_dot += taps.weight[t] * tap_dot[t];
           g_att[s] = gate * sampled_dot;
           const auto gg = depth_gate_backward<T>(dp[bq], d_pred, alpha, sigma, gate, kernel,
                                                  att[s] * sampled_dot);
@@ -148,9 +226,6 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
             gx += taps.dweight_dx[t] * through_tap;
             gy += taps.dweight_dy[t] * through_tap;
             gD[idx] += gg.d_pred * taps.weight[t];
-            const T w = coef * taps.weight[t];
-            T* gf = gF + idx * C;
-            for (int64_t c = 0; c < C; ++c) gf[c] += w * gout[c];
           }
           g_off[2 * s] = gx;
           g_off[2 * s + 1] = gy;
