@@ -35,57 +35,34 @@ inline void accumulate_taps(T* __restrict__ acc, const T* const rows[4], const T
     acc[c] += w[0] * r0[c] + w[1] * r1[c] + w[2] * r2[c] + w[3] * r3[c];
 }
 
-// One pass over the channels of the four taps: dots[t] = <g, rows[t]> (kLanes partial sums
-// per tap so the loop vectorises) and grad_rows[t][c] += w[t] * g[c] (distinct rows).
+// dots[t] = <g, rows[t]> with kLanes partial sums per tap (so the loop vectorises without
+// reassociation), then grad_rows[t][c] += w[t] * g[c] (the four rows are distinct).
 template <typename T>
 inline void dot_and_scatter_taps(const T* __restrict__ g, const T* const rows[4],
                                  T* const grad_rows[4], const T w[4], T dots[4], int64_t C) {
-  const T* __restrict__ r0 = rows[0];
-  const T* __restrict__ r1 = rows[1];
-  const T* __restrict__ r2 = rows[2];
-  const T* __restrict__ r3 = rows[3];
+  for (int t = 0; t < 4; ++t) {
+    const T* __restrict__ r = rows[t];
+    T part[kLanes] = {};
+    int64_t c = 0;
+    for (; c + kLanes <= C; c += kLanes)
+      for (int j = 0; j < kLanes; ++j) part[j] += g[c + j] * r[c + j];
+    T sum = T(0);
+    for (; c < C; ++c) sum += g[c] * r[c];
+    for (int j = 0; j < kLanes; ++j) sum += part[j];
+    dots[t] = sum;
+  }
   T* __restrict__ g0 = grad_rows[0];
   T* __restrict__ g1 = grad_rows[1];
   T* __restrict__ g2 = grad_rows[2];
   T* __restrict__ g3 = grad_rows[3];
   const T w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-  T p0[kLanes] = {}, p1[kLanes] = {}, p2[kLanes] = {}, p3[kLanes] = {};
-  int64_t c = 0;
-  for (; c + kLanes <= C; c += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      const T v = g[c + j];
-      p0[j] += v * r0[c + j];
-      p1[j] += v * r1[c + j];
-      p2[j] += v * r2[c + j];
-      p3[j] += v * r3[c + j];
-      g0[c + j] += w0 * v;
-      g1[c + j] += w1 * v;
-      g2[c + j] += w2 * v;
-      g3[c + j] += w3 * v;
-    }
-  }
-  T d0 = T(0), d1 = T(0), d2 = T(0), d3 = T(0);
-  for (; c < C; ++c) {
+  for (int64_t c = 0; c < C; ++c) {
     const T v = g[c];
-    d0 += v * r0[c];
-    d1 += v * r1[c];
-    d2 += v * r2[c];
-    d3 += v * r3[c];
     g0[c] += w0 * v;
     g1[c] += w1 * v;
     g2[c] += w2 * v;
     g3[c] += w3 * v;
   }
-  for (int j = 0; j < kLanes; ++j) {
-    d0 += p0[j];
-    d1 += p1[j];
-    d2 += p2[j];
-    d3 += p3[j];
-  }
-  dots[0] = d0;
-  dots[1] = d1;
-  dots[2] = d2;
-  dots[3] = d3;
 }
 
 template <typename T>
