@@ -28,7 +28,7 @@ def _as_scalar(name: str, value, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float(value), dtype=like.dtype, device=like.device)
 
 
-def check_positive_sigma(sigma: torch.Tensor) -> None:
+def _check_positive_sigma(sigma: torch.Tensor) -> None:
     if not bool(sigma.detach() > 0):
         raise ValueError(f"sigma must be > 0, got {sigma.item()}")
 
@@ -74,7 +74,7 @@ def gaussian_depth_gate(
     like = d_proj.to(dtype)
     alpha_t = _as_scalar("alpha", alpha, like)
     sigma_t = _as_scalar("sigma", sigma, like)
-    check_positive_sigma(sigma_t)
+    _check_positive_sigma(sigma_t)
     r = like - d_pred.to(dtype)
     return alpha_t * torch.exp(-(r * r) / (2.0 * sigma_t * sigma_t))
 

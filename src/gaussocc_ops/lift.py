@@ -16,7 +16,7 @@ from gaussocc_ops._checks import (
     compute_dtype,
     describe,
 )
-from gaussocc_ops.depth import GaussianDepthGate, _as_scalar, check_positive_sigma
+from gaussocc_ops.depth import GaussianDepthGate, _as_scalar, _check_positive_sigma
 from gaussocc_ops.reference import lift as ref
 from gaussocc_ops.types import Cameras
 
@@ -110,7 +110,7 @@ def soft_gated_lift(
     like = features.new_empty((), dtype=dtype)
     alpha_t = _as_scalar("alpha", alpha, like)
     sigma_t = _as_scalar("sigma", sigma, like)
-    check_positive_sigma(sigma_t)
+    _check_positive_sigma(sigma_t)
     B = batch.numel()
 
     def flat(t, tail):
