@@ -9,12 +9,21 @@ from gaussocc_ops import cameras, losses, metrics
 from gaussocc_ops._ext import build_info
 from gaussocc_ops.accumulate import OccupancyOutput, gaussians_to_occupancy
 from gaussocc_ops.confidence import hybrid_confidence
+from gaussocc_ops.depth import (
+    GaussianDepthGate,
+    IdentityInitFusion,
+    InverseDepthAlignment,
+    gaussian_depth_gate,
+    inverse_depth_align,
+)
+from gaussocc_ops.lift import SoftGatingLifter, soft_gated_lift
 from gaussocc_ops.memory import GaussianMemory, InsertResult
 from gaussocc_ops.metrics import RayIoU, SSCMetrics
 from gaussocc_ops.patches import PatchPixels, patch_pixels, patch_rays
 from gaussocc_ops.prune import PrunedGaussians, prune_by_opacity
 from gaussocc_ops.radius import RadiusNeighbors, radius_neighbors
 from gaussocc_ops.raycast import RaycastOutput, raycast
+from gaussocc_ops.rays import ray_constrained_refine, ray_directions, ray_volumetric_sample
 from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
@@ -23,9 +32,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cameras",
+    "GaussianDepthGate",
     "GaussianMemory",
     "Gaussians",
+    "IdentityInitFusion",
     "InsertResult",
+    "InverseDepthAlignment",
     "OccupancyOutput",
     "PatchPixels",
     "PrunedGaussians",
@@ -34,19 +46,26 @@ __all__ = [
     "RaycastOutput",
     "SSCMetrics",
     "SnogSamples",
+    "SoftGatingLifter",
     "SplatOutput",
     "VoxelGrid",
     "build_info",
     "cameras",
+    "gaussian_depth_gate",
     "gaussians_to_occupancy",
     "hybrid_confidence",
+    "inverse_depth_align",
     "losses",
     "metrics",
     "patch_pixels",
     "patch_rays",
     "prune_by_opacity",
     "radius_neighbors",
+    "ray_constrained_refine",
+    "ray_directions",
+    "ray_volumetric_sample",
     "raycast",
     "snog_sample",
+    "soft_gated_lift",
     "splat",
 ]

@@ -1,0 +1,234 @@
+"""Camera rays: per-pixel ray directions, ray-based volumetric sampling (GPOcc) and
+ray-constrained refinement of 3D points (SGR-OCC Eq. 3)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from gaussocc_ops._checks import check_finite, check_float, check_tensor, compute_dtype, describe
+
+DepthType = Literal["distance", "z"]
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _broadcast_to(name: str, t: torch.Tensor, shape: torch.Size, what: str) -> torch.Tensor:
+    try:
+        if torch.broadcast_shapes(t.shape, shape) != shape:
+            raise RuntimeError
+    except RuntimeError:
+        raise ValueError(
+            f"{name} ({describe(t)}) must broadcast to {what} {tuple(shape)}"
+        ) from None
+    return t.expand(shape)
+
+
+def ray_directions(
+    Ks: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    normalize: bool = True,
+    pixel_center: float = 0.5,
+    image_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Camera-frame ray directions through every pixel of a pinhole camera.
+
+    Pixel ``(row, col)`` is the point ``(u, v) = (col + pixel_center, row + pixel_center)`` and its
+    ray is ``K^-1 [u, v, 1]^T = [x, y, 1]`` (OpenCV frame: x right, y down, z forward), divided by
+    its norm when ``normalize`` (GPOcc's ``r = [x, y, 1] / sqrt(x^2 + y^2 + 1)``).
+
+    Args:
+        Ks: ``[..., 3, 3]`` intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
+        height, width: size of the pixel grid to cast rays through.
+        normalize: unit-length rays (default) or rays with ``z = 1``.
+        pixel_center: where in a pixel the ray passes (0.5: the centre).
+        image_size: ``(H_img, W_img)`` of the image ``Ks`` belong to, when the grid is a resized
+            feature map: ``Ks`` are then rescaled by ``(width / W_img, height / H_img)``
+            (``fx, s, cx`` by the first, ``fy, cy`` by the second), which maps the image's pixel
+            squares exactly onto the grid's.
+
+    Returns:
+        ``[..., height, width, 3]``, float32 (float64 for float64 ``Ks``). Differentiable in ``Ks``.
+
+    Example:
+        >>> K = torch.tensor([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+        >>> ray_directions(K, 48, 64, normalize=False)[24, 32]
+        tensor([0.0050, 0.0050, 1.0000])
+        >>> ray_directions(K, 12, 16, image_size=(48, 64)).shape  # 1/4-resolution feature map
+        torch.Size([12, 16, 3])
+    """
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_float("Ks", Ks)
+    height = _check_int("height", height, 1)
+    width = _check_int("width", width, 1)
+    Ks = Ks.to(compute_dtype(Ks))
+    if image_size is not None:
+        img_h, img_w = (_check_int("image_size", int(v), 1) for v in image_size)
+        scale = Ks.new_tensor([width / img_w, height / img_h, 1.0])
+        Ks = Ks * scale[:, None]
+    if Ks.numel() and bool((Ks[..., 0, 0] == 0).any() | (Ks[..., 1, 1] == 0).any()):
+        raise ValueError("Ks must have non-zero fx and fy")
+    u = torch.arange(width, dtype=Ks.dtype, device=Ks.device) + pixel_center
+    v = torch.arange(height, dtype=Ks.dtype, device=Ks.device) + pixel_center
+    fx, skew, cx = (Ks[..., 0, i, None, None] for i in range(3))
+    fy, cy = Ks[..., 1, 1, None, None], Ks[..., 1, 2, None, None]
+    y = (v[:, None] - cy) / fy
+    x = (u[None, :] - cx - skew * y) / fx
+    x, y = torch.broadcast_tensors(x, y)
+    dirs = torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    return F.normalize(dirs, dim=-1) if normalize else dirs
+
+
+def ray_volumetric_sample(
+    distance: torch.Tensor,
+    directions: torch.Tensor,
+    extent: float | torch.Tensor,
+    num_samples: int,
+    *,
+    depth_type: DepthType = "distance",
+    cam2world: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Ray-based volumetric sampling (GPOcc): points from the visible surface into the object.
+
+    ``x_k = (t + delta_k) r`` with ``r`` the unit ray, ``delta_k = linspace(0, 1, K)_k * extent``
+    and ``t`` the distance along the ray to the surface: ``t = distance`` for
+    ``depth_type="distance"``, ``t = z / r_z`` for a camera-frame z-depth (``depth_type="z"``).
+    ``x_0`` is the surface point; the extent is measured along the ray.
+
+    Args:
+        distance: ``[..., H, W]`` per-pixel ray distance or z-depth (metres).
+        directions: ``[..., H, W, 3]`` camera-frame rays (need not be unit length: they are
+            normalised), e.g. :func:`ray_directions`; broadcastable to ``distance``'s shape.
+        extent: how far behind the surface the last sample lies (metres): a float or a tensor
+            broadcastable to ``distance`` (per-pixel, predicted by a network).
+        num_samples: ``K >= 1`` samples per ray (``K = 1``: only the surface point).
+        depth_type: ``"distance"`` or ``"z"``.
+        cam2world: optional ``[..., 4, 4]`` camera-to-world transforms whose batch dims broadcast
+            with the leading dims of ``distance``; the points are then returned in the world frame.
+
+    Returns:
+        ``[..., H, W, K, 3]`` points; float32 (float64 if an input is). Differentiable in distance,
+        directions, extent and cam2world.
+
+    Example:
+        >>> dirs = ray_directions(torch.tensor([[50.0, 0, 16], [0, 50.0, 12], [0, 0, 1]]), 24, 32)
+        >>> pts = ray_volumetric_sample(torch.full((24, 32), 3.0), dirs, 0.4, 5, depth_type="z")
+        >>> pts.shape, pts[12, 16, :, 2]
+        (torch.Size([24, 32, 5, 3]), tensor([3.0000, 3.1000, 3.2000, 3.3000, 3.4000]))
+    """
+    check_tensor("distance", distance, min_dim=2)
+    check_tensor("directions", directions, min_dim=3, last=(3,))
+    check_float("distance", distance)
+    check_float("directions", directions)
+    num_samples = _check_int("num_samples", num_samples, 1)
+    if depth_type not in ("distance", "z"):
+        raise ValueError(f"depth_type must be 'distance' or 'z', got {depth_type!r}")
+    device = distance.device
+    if directions.device != device:
+        raise ValueError(f"directions is on {directions.device} but distance is on {device}")
+    tensors = [distance, directions]
+    if isinstance(extent, torch.Tensor):
+        check_float("extent", extent)
+        if extent.device != device:
+            raise ValueError(f"extent is on {extent.device} but distance is on {device}")
+        tensors.append(extent)
+    if cam2world is not None:
+        check_tensor("cam2world", cam2world, min_dim=2, last=(4, 4))
+        check_float("cam2world", cam2world)
+        if cam2world.device != device:
+            raise ValueError(f"cam2world is on {cam2world.device} but distance is on {device}")
+        tensors.append(cam2world)
+    dtype = compute_dtype(*tensors)
+
+    try:
+        shape = torch.broadcast_shapes(distance.shape, directions.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"directions ({describe(directions)}) must broadcast with distance "
+            f"({describe(distance)})"
+        ) from None
+    rays = F.normalize(directions.to(dtype), dim=-1).expand(*shape, 3)
+    t = distance.to(dtype).expand(shape)
+    if depth_type == "z":
+        if rays.numel() and not bool((rays[..., 2] > 0).all()):
+            raise ValueError("depth_type='z' needs directions with a positive z component")
+        t = t / rays[..., 2]
+    if isinstance(extent, torch.Tensor):
+        ext = _broadcast_to("extent", extent.to(dtype), shape, "distance's shape")
+    else:
+        ext = torch.as_tensor(float(extent), dtype=dtype, device=device)
+    steps = torch.linspace(0.0, 1.0, num_samples, dtype=dtype, device=device)
+    along = t[..., None] + steps * ext[..., None]  # [..., H, W, K]
+    points = along[..., None] * rays[..., None, :]
+    if cam2world is None:
+        return points
+    check_finite("cam2world", cam2world)
+    batch = points.shape[:-4]
+    try:
+        torch.broadcast_shapes(cam2world.shape[:-2], batch)
+    except RuntimeError:
+        raise ValueError(
+            f"cam2world batch shape {tuple(cam2world.shape[:-2])} must broadcast with the points' "
+            f"batch shape {tuple(batch)}"
+        ) from None
+    T = cam2world.to(dtype)[..., None, None, None, :, :]
+    return (T[..., :3, :3] * points[..., None, :]).sum(-1) + T[..., :3, 3]
+
+
+def ray_constrained_refine(
+    points: torch.Tensor,
+    delta: torch.Tensor,
+    cam_centers: torch.Tensor,
+    *,
+    max_delta: float | None = None,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Ray-constrained refinement (SGR-OCC Eq. 3): move each point along its camera ray.
+
+    ``P' = P + d (P - O) / ||P - O||`` with ``d = delta``, or with the bounded residual
+    ``d = max_delta * tanh(delta / max_delta)`` when ``max_delta`` is given (``|d| < max_delta``,
+    and ``d ~ delta`` for small residuals). A point at the camera centre (``||P - O|| <= eps``)
+    has no ray and does not move.
+
+    Args:
+        points: ``[..., 3]`` initial points ``P`` (world frame).
+        delta: ``[...]`` depth residuals (metres), broadcastable to ``points.shape[:-1]``.
+        cam_centers: ``[..., 3]`` camera centres ``O``, broadcastable to ``points``.
+        max_delta: optional bound of the residual (``> 0``).
+        eps: norm below which a point has no ray.
+
+    Returns:
+        ``[..., 3]`` refined points; float32 (float64 if an input is). Differentiable in all inputs.
+
+    Example:
+        >>> points, camera = torch.tensor([[0.0, 3.0, 4.0]]), torch.zeros(3)
+        >>> ray_constrained_refine(points, torch.tensor([5.0]), camera)
+        tensor([[0., 6., 8.]])
+    """
+    check_tensor("points", points, min_dim=1, last=(3,))
+    check_tensor("delta", delta)
+    check_tensor("cam_centers", cam_centers, min_dim=1, last=(3,))
+    for name, t in (("points", points), ("delta", delta), ("cam_centers", cam_centers)):
+        check_float(name, t)
+        if t.device != points.device:
+            raise ValueError(f"{name} is on {t.device} but points is on {points.device}")
+    if max_delta is not None and not max_delta > 0:
+        raise ValueError(f"max_delta must be > 0, got {max_delta}")
+    dtype = compute_dtype(points, delta, cam_centers)
+    p = points.to(dtype)
+    d = _broadcast_to("delta", delta.to(dtype), p.shape[:-1], "points.shape[:-1]")
+    o = _broadcast_to("cam_centers", cam_centers.to(dtype), p.shape, "points' shape")
+    if max_delta is not None:
+        d = max_delta * torch.tanh(d / max_delta)
+    offset = p - o
+    norm = offset.norm(dim=-1, keepdim=True)
+    ray = torch.where(norm > eps, offset / norm.clamp(min=eps), torch.zeros_like(offset))
+    return p + d[..., None] * ray
