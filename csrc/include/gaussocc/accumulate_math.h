@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "gaussocc/common.h"
+#include "gaussocc/rotation.h"
 
 namespace gaussocc {
 namespace accum {
@@ -32,47 +33,13 @@ struct Prepared {
   int64_t hi[3];
 };
 
-// Rotation matrix (row-major) of the normalised quaternion (w, x, y, z).
-template <typename T>
-GO_HD void rotation(const T* q_in, T* R) {
-  const T n = sqrt(q_in[0] * q_in[0] + q_in[1] * q_in[1] + q_in[2] * q_in[2] + q_in[3] * q_in[3]);
-  const T w = q_in[0] / n, x = q_in[1] / n, y = q_in[2] / n, z = q_in[3] / n;
-  R[0] = 1 - 2 * (y * y + z * z);
-  R[1] = 2 * (x * y - w * z);
-  R[2] = 2 * (x * z + w * y);
-  R[3] = 2 * (x * y + w * z);
-  R[4] = 1 - 2 * (x * x + z * z);
-  R[5] = 2 * (y * z - w * x);
-  R[6] = 2 * (x * z - w * y);
-  R[7] = 2 * (y * z + w * x);
-  R[8] = 1 - 2 * (x * x + y * y);
-}
-
-// Gradient w.r.t. the raw quaternion q_in given gR = dL/dR of rotation(q_in).
-template <typename T>
-GO_HD void rotation_vjp(const T* q_in, const T* gR, T* g_q) {
-  const T n = sqrt(q_in[0] * q_in[0] + q_in[1] * q_in[1] + q_in[2] * q_in[2] + q_in[3] * q_in[3]);
-  const T w = q_in[0] / n, x = q_in[1] / n, y = q_in[2] / n, z = q_in[3] / n;
-  T gn[4];
-  gn[0] = 2 * (-z * gR[1] + y * gR[2] + z * gR[3] - x * gR[5] - y * gR[6] + x * gR[7]);
-  gn[1] = 2 * (y * gR[1] + z * gR[2] + y * gR[3] - 2 * x * gR[4] - w * gR[5] + z * gR[6] + w * gR[7] -
-               2 * x * gR[8]);
-  gn[2] = 2 * (-2 * y * gR[0] + x * gR[1] + w * gR[2] + x * gR[3] + z * gR[5] - w * gR[6] + z * gR[7] -
-               2 * y * gR[8]);
-  gn[3] = 2 * (-2 * z * gR[0] - w * gR[1] + x * gR[2] + w * gR[3] - 2 * z * gR[4] + y * gR[5] + x * gR[6] +
-               y * gR[7]);
-  const T qn[4] = {w, x, y, z};
-  const T dot = qn[0] * gn[0] + qn[1] * gn[1] + qn[2] * gn[2] + qn[3] * gn[3];
-  for (int k = 0; k < 4; ++k) g_q[k] = (gn[k] - qn[k] * dot) / n;
-}
-
 // Inverse covariance and clipped voxel box of one Gaussian. Returns false when the box misses
 // the grid. Sigma = R diag(s^2) R^T, Sigma^{-1} = M M^T with M = R diag(1/s); the ellipsoid
 // d^2 <= k^2 reaches k sqrt(Sigma_jj) along world axis j.
 template <typename T>
 GO_HD bool prepare(const T* mean, const T* quat, const T* scale, T k, const Grid<T>& grid, Prepared<T>* out) {
   T R[9];
-  rotation(quat, R);
+  quat_to_rotmat(quat, R);
   const T inv_s2[3] = {1 / (scale[0] * scale[0]), 1 / (scale[1] * scale[1]), 1 / (scale[2] * scale[2])};
   const int pairs[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
   for (int p = 0; p < 6; ++p) {
@@ -168,7 +135,7 @@ GO_HD void finish_grads(const T* quat, const T* scale, const T* conic, const Gra
   const T G[9] = {s.q_delta2[0], s.q_delta2[1], s.q_delta2[2], s.q_delta2[1], s.q_delta2[3],
                   s.q_delta2[4], s.q_delta2[2], s.q_delta2[4], s.q_delta2[5]};
   T R[9];
-  rotation(quat, R);
+  quat_to_rotmat(quat, R);
   T gR[9];
   for (int c = 0; c < 3; ++c) {
     const T inv_s = 1 / scale[c];
@@ -180,7 +147,7 @@ GO_HD void finish_grads(const T* quat, const T* scale, const T* conic, const Gra
     }
     g_scale[c] = -g_inv_s * inv_s * inv_s;
   }
-  rotation_vjp(quat, gR, g_quat);
+  quat_to_rotmat_vjp(quat, gR, g_quat);
 }
 
 }  // namespace accum
