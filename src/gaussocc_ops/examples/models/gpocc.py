@@ -97,6 +97,7 @@ class GPOccLite(nn.Module):
             nn.init.zeros_(layer.bias)
         with torch.no_grad():
             self.rotation.bias[0] = 1.0
+            self.opacity.bias.fill_(-2.0)  # start faint: a = 0.12
 
     def _gaussians(self, rgb, K, cam2world):
         """Features, depth and the unpruned Gaussians ``[B, h*w*K, ...]`` (world frame, or camera
