@@ -25,8 +25,9 @@ def batch():
 
 @pytest.fixture(scope="module")
 def pair():
-    return make_view_pair([0, 1], grid=GRID, image_size=SIZE,
-                          generator=torch.Generator().manual_seed(0))
+    return make_view_pair(
+        [0, 1], grid=GRID, image_size=SIZE, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def _grads(model):
@@ -91,7 +92,7 @@ def test_gpocc_training_lowers_loss(batch):
     def step(_):
         return model.loss(model(batch.rgb, batch.K, batch.cam2world), batch)["total"]
 
-    history = _train(model, step, steps=30, lr=1e-2)
+    history = _train(model, step, steps=20, lr=1e-2)
     assert _final(history) < 0.7 * history[0], history
 
 
@@ -118,8 +119,9 @@ def test_gpocc_streaming_memory_stays_bounded():
     for view in range(10):
         frame = scenes.render_frame(scene, scenes.scene_camera(scene, view, image_size=SIZE))
         before = 0 if memory is None else len(memory)
-        memory, occ = model.stream([(frame.rgb, frame.K, frame.cam2world)], memory,
-                                   max_size=max_size)
+        memory, occ = model.stream(
+            [(frame.rgb, frame.K, frame.cam2world)], memory, max_size=max_size
+        )
         total_inserted += len(memory) - before
         assert len(memory) <= max_size
         assert occ.occupancy.min() >= 0 and occ.occupancy.max() <= 1
@@ -167,10 +169,18 @@ def test_vipocc_renders_patches_of_the_sampler(pair):
     out = model(pair.rgb[:, 0], pair.prior[:, 0])
     from gaussocc_ops.snog import snog_sample
 
-    p = snog_sample(pair.boxes2d, pair.areas, SIZE, 8, 4, valid=pair.instance_valid,
-                    generator=torch.Generator().manual_seed(0))
-    r = model.render_patches(out.recon_features, pair.K, pair.rgb[:, 1], pair.target_to_source,
-                             p.centers, p.valid)
+    p = snog_sample(
+        pair.boxes2d,
+        pair.areas,
+        SIZE,
+        8,
+        4,
+        valid=pair.instance_valid,
+        generator=torch.Generator().manual_seed(0),
+    )
+    r = model.render_patches(
+        out.recon_features, pair.K, pair.rgb[:, 1], pair.target_to_source, p.centers, p.valid
+    )
     assert r.distance.shape == (2, 8, 4, 4) and r.rgb.shape == (2, 8, 3, 4, 4)
     # volume rendering: the weights sum to at most one, so the rendered distance lies in
     # [0, far] and the colour within the source image's range
@@ -187,7 +197,7 @@ def test_vipocc_training_lowers_loss(pair):
     history = _train(
         model,
         lambda i: model.loss(pair, generator=torch.Generator().manual_seed(i))["total"],
-        steps=30,
+        steps=20,
         lr=3e-3,
     )
     assert _final(history) < 0.7 * history[0], history
@@ -217,7 +227,7 @@ def test_sgrocc_training_lowers_loss_and_refines_along_rays(batch):
     def step(_):
         return model.loss(model(batch.rgb, batch.K, batch.cam2world), batch)["total"]
 
-    history = _train(model, step, steps=25, lr=1e-2)
+    history = _train(model, step, steps=12, lr=1e-2)
     assert _final(history) < 0.7 * history[0], history
     with torch.no_grad():
         out = model(batch.rgb, batch.K, batch.cam2world)

@@ -107,8 +107,9 @@ class GPOccLite(nn.Module):
         depth = self.depth_head(feats)
         extent = self.extent_head(feats)
         dirs = ray_directions(K, h, w, image_size=rgb.shape[-2:])
-        points = ray_volumetric_sample(depth[:, 0], dirs, extent[:, 0], self.num_samples,
-                                       depth_type="z", cam2world=cam2world)  # [B, h, w, K, 3]
+        points = ray_volumetric_sample(
+            depth[:, 0], dirs, extent[:, 0], self.num_samples, depth_type="z", cam2world=cam2world
+        )  # [B, h, w, K, 3]
         x = feats.permute(0, 2, 3, 1)[:, :, :, None, :] + self.sample_embed  # [B, h, w, K, C]
         x = self.mlp(x).flatten(1, 3)  # [B, N, C]
         lo, hi = self.scale_range
@@ -129,7 +130,9 @@ class GPOccLite(nn.Module):
         occ = gaussians_to_occupancy(g, self.grid, empty_class=self.empty_class)
         return GPOccOutput(depth, g, occ.occupancy, occ.probs)
 
-    def loss(self, out: GPOccOutput, batch, *, depth_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: GPOccOutput, batch, *, depth_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         """GPOcc's objective ``L_focal + L_lov + L_scal^geo + L_scal^sem + L_depth`` against
         ``batch.voxel_labels [B, X, Y, Z]`` and ``batch.depth [B, 1, H, W]`` (area-averaged to the
         depth map's grid). Log-probabilities serve as logits (their softmax is ``probs``)."""
@@ -171,4 +174,3 @@ class GPOccLite(nn.Module):
             memory.insert(g, cam2world)
         occ = memory.to_occupancy(self.grid, empty_class=self.empty_class)
         return memory, occ
-

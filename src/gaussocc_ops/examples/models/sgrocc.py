@@ -98,9 +98,9 @@ class SGROccLifter(nn.Module):
         nn.init.zeros_(self.refine.weight)
         nn.init.zeros_(self.refine.bias)
         self.head = nn.Sequential(
-            nn.Conv3d(channels + embed_dim, 32, 3, padding=1),
+            nn.Conv3d(channels + embed_dim, 16, 3, padding=1),
             nn.GELU(),
-            nn.Conv3d(32, num_classes, 1),
+            nn.Conv3d(16, num_classes, 1),
         )
 
     def _anchor_embedding(self, centers: torch.Tensor) -> torch.Tensor:
@@ -113,21 +113,26 @@ class SGROccLifter(nn.Module):
         B = rgb.shape[0]
         feats = self.backbone(rgb)
         depth = self.depth_head(feats)
-        cameras = (feature_intrinsics(K, rgb.shape[-2:], feats.shape[-2:]),
-                   torch.linalg.inv(cam2world))
+        cameras = (
+            feature_intrinsics(K, rgb.shape[-2:], feats.shape[-2:]),
+            torch.linalg.inv(cam2world),
+        )
         centers = self.grid.centers().to(rgb).reshape(-1, 3)  # [Q, 3]
         embed = self._anchor_embedding(centers).expand(B, -1, -1)  # [B, Q, E]
         anchors = centers.expand(B, -1, -1)
         lifted = self.lifter(feats, depth, anchors, cameras, embed)  # [B, Q, C]
         raw = self.refine(torch.cat([lifted, embed], -1))[..., 0]
-        refined = ray_constrained_refine(anchors, raw, cam2world[:, None, :3, 3],
-                                         max_delta=self.max_delta)
+        refined = ray_constrained_refine(
+            anchors, raw, cam2world[:, None, :3, 3], max_delta=self.max_delta
+        )
         lifted = self.lifter(feats, depth, refined, cameras, embed)
         volume = torch.cat([lifted, embed], -1).transpose(1, 2).unflatten(-1, self.grid.shape)
         delta = self.max_delta * torch.tanh(raw / self.max_delta)
         return SGROccOutput(self.head(volume), depth, refined, delta)
 
-    def loss(self, out: SGROccOutput, batch, *, depth_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: SGROccOutput, batch, *, depth_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         """Focal + Lovász-softmax (EmbodiedOcc's voxel losses, which SGR-OCC adopts) + the scene-
         class affinity terms, and a Huber loss of the depth that gates the lifting."""
         labels = batch.voxel_labels

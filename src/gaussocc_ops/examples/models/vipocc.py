@@ -43,8 +43,13 @@ class ViewPair(NamedTuple):
         return torch.linalg.inv(self.cam2world[:, 1]) @ self.cam2world[:, 0]
 
 
-def noisy_prior(depth: torch.Tensor, scale_noise: float, shift_noise: float,
-                generator: torch.Generator | None = None, min_depth: float = 0.1) -> torch.Tensor:
+def noisy_prior(
+    depth: torch.Tensor,
+    scale_noise: float,
+    shift_noise: float,
+    generator: torch.Generator | None = None,
+    min_depth: float = 0.1,
+) -> torch.Tensor:
     """A stand-in for a foundation model's depth: ``s D + b`` with one ``s ~ U(1 - scale_noise,
     1 + scale_noise)`` and ``b ~ U(-shift_noise, shift_noise)`` (metres) per image, clamped to
     ``min_depth`` (``depth [B, 1, H, W]``; pixels without depth stay 0)."""
@@ -182,24 +187,33 @@ class ViPOccDepthBranch(nn.Module):
         t = torch.linspace(self.near, self.far, self.num_ray_samples, dtype=unit.dtype)
         points = unit[..., None, :] * t[:, None]  # [B, P, l, l, M, 3]
         feats = F.interpolate(recon_features, (H, W), mode="bilinear", align_corners=False)
-        feats = feats.flatten(2).gather(2, px.index.flatten(1)[:, None].expand(-1, feats.shape[1], -1))
+        feats = feats.flatten(2).gather(
+            2, px.index.flatten(1)[:, None].expand(-1, feats.shape[1], -1)
+        )
         feats = feats.transpose(1, 2).unflatten(1, px.index.shape[1:])  # [B, P, l, l, C]
         pe = fourier_features(t[:, None] / self.far, self.num_freqs)  # [M, 2F]
-        x = torch.cat([feats[..., None, :].expand(*feats.shape[:-1], len(t), -1),
-                       pe.expand(*feats.shape[:-1], -1, -1)], -1)
+        x = torch.cat(
+            [
+                feats[..., None, :].expand(*feats.shape[:-1], len(t), -1),
+                pe.expand(*feats.shape[:-1], -1, -1),
+            ],
+            -1,
+        )
         sigma = F.softplus(self.density(x)[..., 0] - 1.0)  # [B, P, l, l, M]
         dt = (self.far - self.near) / (self.num_ray_samples - 1)
         alpha = 1 - torch.exp(-sigma * dt)
-        trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1]], -1),
-                              dim=-1)
+        trans = torch.cumprod(
+            torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1]], -1), dim=-1
+        )
         w = trans * alpha
         distance = (w * t).sum(-1)
         colors = _sample_source(source_rgb, points, target_to_source, K)  # [B, 3, P, l, l, M]
         rgb = (w[:, None] * colors).sum(-1).transpose(1, 2)
         return Rendering(distance, rgb, px.index, valid)
 
-    def loss(self, pair: ViewPair, *, generator: torch.Generator | None = None
-             ) -> dict[str, torch.Tensor]:
+    def loss(
+        self, pair: ViewPair, *, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """``ta`` (Eq. 9), ``rc_depth`` (Eq. 10), ``rc_rgb`` (Eq. 11) and their weighted
         ``total``, with both views run through the model and patches drawn from view 0."""
         B, _, _, H, W = pair.rgb.shape
@@ -207,27 +221,56 @@ class ViPOccDepthBranch(nn.Module):
         depth = out.depth.unflatten(0, (B, 2))[:, :, 0]  # [B, 2, H, W]
         target, source = pair.rgb[:, 0], pair.rgb[:, 1]
         T = pair.target_to_source
-        ta = losses.photometric_alignment_loss(target, source, depth[:, 0], T, pair.K,
-                                               source_depth=depth[:, 1] if self.bian_mask else None)
-        patches = snog_sample(pair.boxes2d, pair.areas, (H, W), self.num_patches,
-                              self.patch_size, generator=generator, valid=pair.instance_valid)
-        r = self.render_patches(out.recon_features.unflatten(0, (B, 2))[:, 0], pair.K, source,
-                                T, patches.centers, patches.valid)
+        ta = losses.photometric_alignment_loss(
+            target,
+            source,
+            depth[:, 0],
+            T,
+            pair.K,
+            source_depth=depth[:, 1] if self.bian_mask else None,
+        )
+        patches = snog_sample(
+            pair.boxes2d,
+            pair.areas,
+            (H, W),
+            self.num_patches,
+            self.patch_size,
+            generator=generator,
+            valid=pair.instance_valid,
+        )
+        r = self.render_patches(
+            out.recon_features.unflatten(0, (B, 2))[:, 0],
+            pair.K,
+            source,
+            T,
+            patches.centers,
+            patches.valid,
+        )
         pix_valid = patches.valid[..., None, None].expand_as(r.index)
         flat_index = r.index.flatten(1)
         rendered = torch.zeros(B, H * W, dtype=r.distance.dtype)
         rendered = rendered.scatter(1, flat_index, r.distance.flatten(1)).view(B, H, W)
         mask = torch.zeros(B, H * W, dtype=torch.bool).scatter(1, flat_index, pix_valid.flatten(1))
-        rc_depth = losses.depth_reconstruction_consistency_loss(rendered, depth[:, 0], pair.K,
-                                                                mask.view(B, H, W))
-        target_patches = target.flatten(2).gather(
-            2, flat_index[:, None].expand(-1, 3, -1)).unflatten(2, r.index.shape[1:])
+        rc_depth = losses.depth_reconstruction_consistency_loss(
+            rendered, depth[:, 0], pair.K, mask.view(B, H, W)
+        )
+        target_patches = (
+            target.flatten(2)
+            .gather(2, flat_index[:, None].expand(-1, 3, -1))
+            .unflatten(2, r.index.shape[1:])
+        )
         rc_rgb = losses.rgb_reconstruction_loss(
-            r.rgb.flatten(0, 1), target_patches.transpose(1, 2).flatten(0, 1),
-            pix_valid.flatten(0, 1))
+            r.rgb.flatten(0, 1),
+            target_patches.transpose(1, 2).flatten(0, 1),
+            pix_valid.flatten(0, 1),
+        )
         l1, l2 = self.weights
-        return {"ta": ta, "rc_depth": rc_depth, "rc_rgb": rc_rgb,
-                "total": l1 * ta + l2 * (rc_depth + rc_rgb)}
+        return {
+            "ta": ta,
+            "rc_depth": rc_depth,
+            "rc_rgb": rc_rgb,
+            "total": l1 * ta + l2 * (rc_depth + rc_rgb),
+        }
 
 
 def _sample_source(source_rgb, points, target_to_source, K):
@@ -242,6 +285,7 @@ def _sample_source(source_rgb, points, target_to_source, K):
     uv = pix[..., :2] / torch.where(front, z, torch.ones_like(z))
     grid = torch.stack([2 * uv[..., 0] / W - 1, 2 * uv[..., 1] / H - 1], -1)
     grid = torch.where(front, grid, torch.full_like(grid, -2.0))  # behind: outside the image
-    rgb = F.grid_sample(source_rgb, grid[:, None], mode="bilinear", padding_mode="zeros",
-                        align_corners=False)[:, :, 0]
+    rgb = F.grid_sample(
+        source_rgb, grid[:, None], mode="bilinear", padding_mode="zeros", align_corners=False
+    )[:, :, 0]
     return rgb.reshape(B, 3, *points.shape[1:-1])
