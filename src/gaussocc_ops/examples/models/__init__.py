@@ -1,0 +1,33 @@
+"""Reference model assemblies: small, readable models built from the library's blocks.
+
+* :class:`GPOccLite` — GPOcc (ray samples -> sparse Gaussians -> occupancy, streaming memory).
+* :class:`ViPOccDepthBranch` — ViPOcc's depth branch (inverse-depth alignment, SNOG patches,
+  temporal alignment and reconstruction consistency).
+* :class:`SGROccLifter` — SGR-OCC's soft-gated lifting and ray-constrained refinement.
+
+Each uses :class:`TinyBackbone` where the papers use a foundation model (VGGT, Depth Anything).
+"""
+
+from gaussocc_ops.examples.models.backbone import TinyBackbone
+from gaussocc_ops.examples.models.gpocc import GPOccLite, GPOccOutput
+from gaussocc_ops.examples.models.sgrocc import SGROccLifter, SGROccOutput
+from gaussocc_ops.examples.models.vipocc import (
+    ViewPair,
+    ViPOccDepthBranch,
+    ViPOccOutput,
+    make_view_pair,
+    noisy_prior,
+)
+
+__all__ = [
+    "GPOccLite",
+    "GPOccOutput",
+    "SGROccLifter",
+    "SGROccOutput",
+    "TinyBackbone",
+    "ViPOccDepthBranch",
+    "ViPOccOutput",
+    "ViewPair",
+    "make_view_pair",
+    "noisy_prior",
+]

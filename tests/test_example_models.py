@@ -1,0 +1,241 @@
+"""The example model assemblies: forward passes, losses and gradients, short training runs that
+must lower the loss, and GPOccLite's streaming memory."""
+
+import pytest
+import torch
+
+from gaussocc_ops.examples import scenes
+from gaussocc_ops.examples.models import (
+    GPOccLite,
+    SGROccLifter,
+    ViPOccDepthBranch,
+    make_view_pair,
+    noisy_prior,
+)
+
+GRID = scenes.indoor_grid(shape=(30, 30, 18), voxel_size=0.16)
+SIZE = (48, 64)
+NUM_CLASSES = len(scenes.INDOOR_CLASSES)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return scenes.make_batch([0, 1], grid=GRID, image_size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_view_pair(
+        [0, 1], grid=GRID, image_size=SIZE, generator=torch.Generator().manual_seed(0)
+    )
+
+
+def _grads(model):
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def _assert_all_grads(model, skip=()):
+    for name, grad in _grads(model).items():
+        if name.split(".")[0] in skip:
+            continue
+        assert grad is not None and torch.isfinite(grad).all(), name
+        assert grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def _train(model, step, steps, lr):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for i in range(steps):
+        loss = step(i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    return history
+
+
+def _final(history, k=3):
+    return sum(history[-k:]) / k
+
+
+# ---------------------------------------------------------------- GPOccLite
+
+
+def test_gpocc_forward_losses_and_gradients(batch):
+    torch.manual_seed(0)
+    model = GPOccLite(GRID, NUM_CLASSES)
+    out = model(batch.rgb, batch.K, batch.cam2world)
+    assert out.probs.shape == (2, NUM_CLASSES, *GRID.shape)
+    # probabilistic superposition: classes sum to one and the empty channel is 1 - occupancy
+    torch.testing.assert_close(out.probs.sum(1), torch.ones_like(out.occupancy))
+    torch.testing.assert_close(out.probs[:, 0], 1 - out.occupancy)
+    # pruning kept only Gaussians above the threshold
+    g = out.gaussians
+    assert bool((g.opacities[g.valid] > model.prune_threshold).all())
+    # the Gaussians sit in front of the cameras they were sampled from
+    world2cam = torch.linalg.inv(batch.cam2world)
+    cam = torch.einsum("bij,bnj->bni", world2cam[:, :3, :3], g.means) + world2cam[:, None, :3, 3]
+    assert bool((cam[..., 2][g.valid] > 0).all())
+    terms = model.loss(out, batch)
+    assert set(terms) == {"focal", "lovasz", "geo_scal", "sem_scal", "depth", "total"}
+    for name, value in terms.items():
+        assert torch.isfinite(value), name
+    torch.testing.assert_close(terms["total"], sum(v for k, v in terms.items() if k != "total"))
+    terms["total"].backward()
+    _assert_all_grads(model)
+
+
+def test_gpocc_training_lowers_loss(batch):
+    model = GPOccLite(GRID, NUM_CLASSES)
+
+    def step(_):
+        return model.loss(model(batch.rgb, batch.K, batch.cam2world), batch)["total"]
+
+    history = _train(model, step, steps=20, lr=1e-2)
+    assert _final(history) < 0.7 * history[0], history
+
+
+def test_gpocc_stream_of_one_frame_matches_forward(batch):
+    torch.manual_seed(0)
+    model = GPOccLite(GRID, NUM_CLASSES).eval()
+    with torch.no_grad():
+        out = model(batch.rgb[:1], batch.K[:1], batch.cam2world[:1])
+    memory, occ = model.stream([(batch.rgb[0], batch.K[0], batch.cam2world[0])], max_size=None)
+    assert len(memory) == int(out.gaussians.valid.sum())
+    # the camera -> world round trip moves means by float32 round-off, which can move a voxel
+    # centre across the 3-sigma support edge of a Gaussian (a jump of a * exp(-4.5) <= 0.011)
+    for streamed, direct in ((occ.occupancy, out.occupancy[0]), (occ.probs, out.probs[0])):
+        diff = (streamed - direct).abs()
+        assert diff.max() < 0.05 and diff.mean() < 1e-3, (diff.max(), diff.mean())
+
+
+def test_gpocc_streaming_memory_stays_bounded():
+    torch.manual_seed(0)
+    model = GPOccLite(GRID, NUM_CLASSES).eval()
+    scene = scenes.make_scene(3, grid=GRID)
+    max_size = 1500
+    memory, total_inserted = None, 0
+    for view in range(10):
+        frame = scenes.render_frame(scene, scenes.scene_camera(scene, view, image_size=SIZE))
+        before = 0 if memory is None else len(memory)
+        memory, occ = model.stream(
+            [(frame.rgb, frame.K, frame.cam2world)], memory, max_size=max_size
+        )
+        total_inserted += len(memory) - before
+        assert len(memory) <= max_size
+        assert occ.occupancy.min() >= 0 and occ.occupancy.max() <= 1
+        torch.testing.assert_close(occ.probs.sum(0), torch.ones(GRID.shape))
+    assert memory.frame_index == 10
+    # the bound was exercised: one frame alone already brings more Gaussians than it allows
+    with torch.no_grad():
+        one = model(frame.rgb[None], frame.K[None], frame.cam2world[None]).gaussians
+    assert int(one.valid.sum()) > max_size
+
+
+# ---------------------------------------------------------------- ViPOccDepthBranch
+
+
+def test_noisy_prior_is_an_affine_distortion():
+    depth = torch.rand(3, 1, 6, 8) * 3 + 0.5
+    prior = noisy_prior(depth, 0.2, 0.3, torch.Generator().manual_seed(1))
+    for b in range(3):
+        x, y = depth[b].flatten(), prior[b].flatten()
+        A = torch.stack([x, torch.ones_like(x)], 1)
+        scale, shift = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+        assert 0.8 <= scale <= 1.2 and -0.3 <= shift <= 0.3
+        torch.testing.assert_close(scale * x + shift, y)
+
+
+def test_vipocc_forward_losses_and_gradients(pair):
+    torch.manual_seed(0)
+    model = ViPOccDepthBranch()
+    out = model(pair.rgb[:, 0], pair.prior[:, 0])
+    # zero-initialised inverse-depth alignment returns the prior
+    torch.testing.assert_close(out.depth, pair.prior[:, 0], rtol=1e-5, atol=1e-5)
+    terms = model.loss(pair, generator=torch.Generator().manual_seed(0))
+    assert set(terms) == {"ta", "rc_depth", "rc_rgb", "total"}
+    for name, value in terms.items():
+        assert torch.isfinite(value) and value > 0, name
+    terms["total"].backward()
+    # `spatial` feeds only the zero-initialised alignment head: no gradient before one step
+    _assert_all_grads(model, skip=("spatial",))
+    assert model.align.head.weight.grad.abs().sum() > 0
+
+
+def test_vipocc_renders_patches_of_the_sampler(pair):
+    torch.manual_seed(0)
+    model = ViPOccDepthBranch(num_patches=8, patch_size=4)
+    out = model(pair.rgb[:, 0], pair.prior[:, 0])
+    from gaussocc_ops.snog import snog_sample
+
+    p = snog_sample(
+        pair.boxes2d,
+        pair.areas,
+        SIZE,
+        8,
+        4,
+        valid=pair.instance_valid,
+        generator=torch.Generator().manual_seed(0),
+    )
+    r = model.render_patches(
+        out.recon_features, pair.K, pair.rgb[:, 1], pair.target_to_source, p.centers, p.valid
+    )
+    assert r.distance.shape == (2, 8, 4, 4) and r.rgb.shape == (2, 8, 3, 4, 4)
+    # volume rendering: the weights sum to at most one, so the rendered distance lies in
+    # [0, far] and the colour within the source image's range
+    assert bool((r.distance >= 0).all() and (r.distance <= model.far).all())
+    assert bool((r.rgb >= 0).all() and (r.rgb <= pair.rgb[:, 1].max() + 1e-6).all())
+    # the gathered pixels are those of the patches (centre = top-left + l/2)
+    rows, cols = r.index // SIZE[1], r.index % SIZE[1]
+    torch.testing.assert_close(cols[..., 0, 0].float() + 2, p.centers[..., 0] * p.valid)
+    torch.testing.assert_close(rows[..., 0, 0].float() + 2, p.centers[..., 1] * p.valid)
+
+
+def test_vipocc_training_lowers_loss(pair):
+    model = ViPOccDepthBranch()
+    history = _train(
+        model,
+        lambda i: model.loss(pair, generator=torch.Generator().manual_seed(i))["total"],
+        steps=20,
+        lr=3e-3,
+    )
+    assert _final(history) < 0.7 * history[0], history
+
+
+# ---------------------------------------------------------------- SGROccLifter
+
+
+def test_sgrocc_forward_losses_and_gradients(batch):
+    torch.manual_seed(0)
+    model = SGROccLifter(GRID, NUM_CLASSES)
+    out = model(batch.rgb, batch.K, batch.cam2world)
+    assert out.logits.shape == (2, NUM_CLASSES, *GRID.shape)
+    # the zero-initialised refinement head leaves the anchors on the voxel centres
+    centers = GRID.centers().reshape(-1, 3).expand(2, -1, -1)
+    torch.testing.assert_close(out.anchors, centers)
+    terms = model.loss(out, batch)
+    for name, value in terms.items():
+        assert torch.isfinite(value), name
+    terms["total"].backward()
+    _assert_all_grads(model)
+
+
+def test_sgrocc_training_lowers_loss_and_refines_along_rays(batch):
+    model = SGROccLifter(GRID, NUM_CLASSES)
+
+    def step(_):
+        return model.loss(model(batch.rgb, batch.K, batch.cam2world), batch)["total"]
+
+    history = _train(model, step, steps=12, lr=1e-2)
+    assert _final(history) < 0.7 * history[0], history
+    with torch.no_grad():
+        out = model(batch.rgb, batch.K, batch.cam2world)
+    centers = GRID.centers().reshape(-1, 3).expand(2, -1, -1)
+    moved = out.anchors - centers
+    ray = centers - batch.cam2world[:, None, :3, 3]
+    ray = ray / ray.norm(dim=-1, keepdim=True)
+    # anchors moved, only along their camera rays, by the bounded residual
+    assert moved.abs().max() > 0
+    assert bool((out.delta.abs() < model.max_delta).all())
+    torch.testing.assert_close(moved, out.delta[..., None] * ray, atol=1e-5, rtol=1e-4)
