@@ -64,6 +64,8 @@ class GaussRenderLoss(torch.nn.Module):
         num_classes: ``C``; empty_class: index of the empty class; ignore_index: unlabelled voxels.
         weight: ``lambda`` of ``L = L_3D + lambda L_2D`` (default 15, GaussRender App. E.2).
         depth_weight: ``w_d`` (default 1: Eq. 5 adds the terms unweighted).
+        colors: colours of the predicted Gaussians, ``"occupied"`` (``p(class | occupied)``) or
+            ``"all"`` (the full softmax), see :func:`gaussocc_ops.voxels_to_gaussians`.
         bev: add the orthographic BEV view (GaussRender §3.2 always does).
         bev_resolution: BEV image ``(H, W)`` or an int; default one pixel per voxel column.
         strategy: None (render ``cams`` as given), one of ``"sensor"``, ``"elevated"``,
@@ -109,6 +111,7 @@ class GaussRenderLoss(torch.nn.Module):
         ignore_index: int = 255,
         weight: float = 15.0,
         depth_weight: float = 1.0,
+        colors: str = "occupied",
         bev: bool = True,
         bev_resolution: int | tuple[int, int] | None = None,
         strategy: str | Strategy | None = None,
@@ -140,6 +143,8 @@ class GaussRenderLoss(torch.nn.Module):
             raise ValueError("a camera strategy needs base cameras: pass cams")
         if cams is None and not bev:
             raise ValueError("nothing to render: pass cams or set bev=True")
+        if colors not in ("occupied", "all"):
+            raise ValueError(f"colors must be 'occupied' or 'all', got {colors!r}")
         if weight < 0 or depth_weight < 0:
             raise ValueError(f"weight and depth_weight must be >= 0, got {weight}, {depth_weight}")
         if depth_range is not None and not depth_range > 0:
@@ -150,6 +155,7 @@ class GaussRenderLoss(torch.nn.Module):
         self.ignore_index = ignore_index
         self.weight = float(weight)
         self.depth_weight = float(depth_weight)
+        self.colors = colors
         self.cams = cams
         self.strategy = strategy
         self.strategy_kwargs = dict(strategy_kwargs or {})
@@ -264,7 +270,8 @@ class GaussRenderLoss(torch.nn.Module):
                     targets = self.render_targets(gt_labels, mask=mask, cameras=views)
             pred = voxels_to_gaussians(
                 pred_logits, self.grid, empty_class=self.empty_class,
-                opacity="empty" if opacity is None else opacity, scale=self.scale,
+                opacity="empty" if opacity is None else opacity, colors=self.colors,
+                scale=self.scale,
                 valid_mask=self._keep_mask(gt_labels, mask),
             )
             terms = self._terms(pred, targets)
@@ -282,7 +289,7 @@ class GaussRenderLoss(torch.nn.Module):
                 raise ValueError(f"targets were rendered for batch size {gt.features.shape[0]}, "
                                  f"the prediction has {B}")
             out = self._render(pred, cams)
-            sem = (out.features - gt.features.to(out.features.dtype)).abs().sum(-1).mean((-1, -2))
+            sem = (out.features - gt.features.to(out.features.dtype)).abs().mean((-1, -2, -3))
             d_range = self._depth_range(cams, out.depth)
             valid = gt.alpha > GT_VALID_ALPHA
             err = (out.depth - gt.depth.to(out.depth.dtype)).abs() / d_range[..., None, None]

@@ -26,21 +26,25 @@ def voxels_to_gaussians(
     *,
     empty_class: int,
     opacity: str | torch.Tensor = "empty",
+    colors: str = "occupied",
     scale: Scale = None,
     valid_mask: torch.Tensor | None = None,
     min_opacity: float = ALPHA_THRESHOLD,
 ) -> Gaussians:
     """Gaussians of a dense semantic prediction.
 
-    Colours are the class probabilities ``c = softmax(logits)`` (all ``C`` classes, the empty one
-    included); the opacity is either given (e.g. predicted by the model) or derived from the
-    empty class, ``o = 1 - p_empty``.
+    The opacity is either given (e.g. predicted by the model) or derived from the empty class,
+    ``o = 1 - p_empty`` with ``p = softmax(logits)``. Colours are class probabilities:
+    ``colors="occupied"`` uses ``p(class | occupied)``, the softmax over the non-empty classes
+    (empty channel 0), so the empty probability enters the render once, through the opacity;
+    ``colors="all"`` uses ``p`` itself (all ``C`` classes, the empty one included).
 
     Args:
         logits: ``[B, C, X, Y, Z]`` class logits over ``grid`` (half precision is upcast to float32).
         grid: the voxel grid; ``grid.shape == (X, Y, Z)``.
         empty_class: index of the empty class in ``[0, C)``.
         opacity: ``"empty"`` for ``1 - p_empty``, or a ``[B, X, Y, Z]`` tensor in ``[0, 1]``.
+        colors: ``"occupied"`` (needs ``C >= 2``) or ``"all"``, see above.
         scale: Gaussian standard deviation in metres: a float, three floats (x, y, z), or None for
             ``voxel_size / 2`` per axis.
         valid_mask: optional ``[B, X, Y, Z]`` bool; ``False`` voxels are dropped (ignored labels,
@@ -68,8 +72,13 @@ def voxels_to_gaussians(
     B, C = logits.shape[:2]
     _check_grid_shape("logits", logits, grid, offset=2)
     _check_class("empty_class", empty_class, C)
+    if colors not in ("occupied", "all"):
+        raise ValueError(f"colors must be 'occupied' or 'all', got {colors!r}")
+    if colors == "occupied" and C < 2:
+        raise ValueError(f"colors='occupied' needs at least 2 classes, logits has {C}")
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    probs = torch.softmax(logits.to(dtype), dim=1)
+    logits = logits.to(dtype)
+    probs = torch.softmax(logits, dim=1)
     if isinstance(opacity, str):
         if opacity != "empty":
             raise ValueError(f"opacity must be 'empty' or a [B, X, Y, Z] tensor, got {opacity!r}")
@@ -89,6 +98,9 @@ def voxels_to_gaussians(
     if min_opacity > 0:
         above = opac.detach() >= min_opacity
         keep = above if keep is None else keep & above
+    if colors == "occupied":
+        empty = torch.tensor([empty_class], device=logits.device)
+        probs = torch.softmax(logits.index_fill(1, empty, float("-inf")), dim=1)
     features = probs.permute(0, 2, 3, 4, 1).reshape(B, -1, C)
     return _gaussians(grid, opac.reshape(B, -1), features, keep, scale)
 
