@@ -10,6 +10,15 @@ from gaussocc_ops import cameras as camlib
 
 pytestmark = pytest.mark.filterwarnings("ignore:gaussocc_ops. no compiled kernel")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The reference splatting is many small ops: one thread is faster on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 GRID = go.VoxelGrid((-1.0, -2.0, 0.5), (0.5, 0.4, 0.3), (3, 2, 2))
 
 

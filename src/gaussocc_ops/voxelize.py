@@ -101,8 +101,8 @@ def voxels_to_gaussians(
     if colors == "occupied":
         empty = torch.tensor([empty_class], device=logits.device)
         probs = torch.softmax(logits.index_fill(1, empty, float("-inf")), dim=1)
-    features = probs.permute(0, 2, 3, 4, 1).reshape(B, -1, C)
-    return _gaussians(grid, opac.reshape(B, -1), features, keep, scale)
+    features = probs.permute(0, 2, 3, 4, 1).reshape(B, grid.num_voxels, C)
+    return _gaussians(grid, opac.reshape(B, grid.num_voxels), features, keep, scale)
 
 
 def labels_to_gaussians(
@@ -156,7 +156,7 @@ def labels_to_gaussians(
     occupied = (labels != empty_class) & (labels != ignore_index)
     keep = _check_mask(valid_mask, B, grid, labels.device)
     keep = occupied if keep is None else keep & occupied
-    flat = labels.reshape(B, -1)
+    flat = labels.reshape(B, grid.num_voxels)
     safe = torch.where(flat == ignore_index, torch.full_like(flat, empty_class), flat)
     features = torch.nn.functional.one_hot(safe, num_classes).to(dtype)
     opac = torch.ones(flat.shape, dtype=dtype, device=labels.device)
