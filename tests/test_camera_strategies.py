@@ -45,7 +45,10 @@ def test_sensor_picks_distinct_original_views_reproducibly():
     out = camlib.sensor(base, batch_size=6, num_views=2, generator=gen(0))
     assert out.viewmats.shape == (6, 2, 4, 4)
     for b in range(6):
-        matches = [int((base.viewmats - out.viewmats[b, v]).abs().amax((-1, -2)).argmin()) for v in range(2)]
+        matches = [
+            int((base.viewmats - out.viewmats[b, v]).abs().amax((-1, -2)).argmin())
+            for v in range(2)
+        ]
         for v, m in enumerate(matches):
             torch.testing.assert_close(out.viewmats[b, v], base.viewmats[m])
         assert matches[0] != matches[1]
@@ -73,7 +76,9 @@ def test_elevated_lifts_and_tilts_about_the_camera_x_axis(lift, tilt):
 
 def test_elevated_around_shifts_within_half_the_scene_range():
     base = sensor_rig()
-    out = camlib.elevated_around(base, GRID, lift=3.0, tilt_deg=15.0, batch_size=64, generator=gen(3))
+    out = camlib.elevated_around(
+        base, GRID, lift=3.0, tilt_deg=15.0, batch_size=64, generator=gen(3)
+    )
     ref = camlib.elevated(base, lift=3.0, tilt_deg=15.0, batch_size=64)
     assert_rotations(out)
     torch.testing.assert_close(out.viewmats[..., :3, :3], ref.viewmats[..., :3, :3])
@@ -82,13 +87,23 @@ def test_elevated_around_shifts_within_half_the_scene_range():
     r = shift[..., :2].norm(dim=-1)
     assert float(r.max()) <= 0.5 * SCENE_RANGE + 1e-4
     assert float(r.max()) > 0.3 * SCENE_RANGE  # the disc is actually explored
-    assert not torch.equal(out.viewmats, camlib.elevated_around(base, GRID, batch_size=64, generator=gen(4)).viewmats)
+    assert not torch.equal(
+        out.viewmats, camlib.elevated_around(base, GRID, batch_size=64, generator=gen(4)).viewmats
+    )
 
 
 def test_random_poses_respect_their_bounds():
     base = sensor_rig(batch=1)
-    out = camlib.random(base, GRID, max_distance=0.8, height=(1.0, 2.0), yaw_deg=30.0,
-                        pitch_deg=10.0, batch_size=50, generator=gen(5))
+    out = camlib.random(
+        base,
+        GRID,
+        max_distance=0.8,
+        height=(1.0, 2.0),
+        yaw_deg=30.0,
+        pitch_deg=10.0,
+        batch_size=50,
+        generator=gen(5),
+    )
     assert_rotations(out)
     shift = out.centers() - base.centers()
     assert float(shift[..., :2].norm(dim=-1).max()) <= 0.8 * SCENE_RANGE + 1e-4
@@ -102,8 +117,16 @@ def test_random_poses_respect_their_bounds():
     dyaw = torch.remainder(yaw1 - yaw0 + math.pi, 2 * math.pi) - math.pi
     assert float(dyaw.abs().max()) <= math.radians(30.0) + 1e-4
     assert float(dyaw.abs().max()) > math.radians(15.0)
-    still = camlib.random(base, GRID, max_distance=0.0, height=(0.0, 0.0), yaw_deg=0.0,
-                          pitch_deg=0.0, batch_size=2, generator=gen(5))
+    still = camlib.random(
+        base,
+        GRID,
+        max_distance=0.0,
+        height=(0.0, 0.0),
+        yaw_deg=0.0,
+        pitch_deg=0.0,
+        batch_size=2,
+        generator=gen(5),
+    )
     torch.testing.assert_close(still.viewmats, base.viewmats.expand(2, 3, 4, 4), atol=1e-5, rtol=0)
 
 
@@ -141,9 +164,11 @@ def test_resized_scales_pixel_coordinates():
     cams = sensor_rig()
     small = camlib.resized(cams, 12, 8)
     point = torch.tensor([6.0, 1.0, 2.0])
+
     def project(c):
         p = c.viewmats[0, :3, :3] @ point + c.viewmats[0, :3, 3]
         return (c.Ks[0] @ (p / p[2]))[:2]
+
     torch.testing.assert_close(project(small), project(cams) * torch.tensor([8 / 32, 12 / 24]))
     assert (small.width, small.height) == (8, 12)
 
@@ -156,7 +181,9 @@ def test_strategy_errors():
         camlib.dynamic(base, GRID, torch.zeros(1, *GRID.shape), region=2)
     with pytest.raises(ValueError, match="error"):
         camlib.dynamic(base, GRID, torch.zeros(1, 3, 3, 3))
-    two_dims = go.Cameras(base.viewmats.expand(2, 2, 3, 4, 4), base.Ks.expand(2, 2, 3, 3, 3), 32, 24)
+    two_dims = go.Cameras(
+        base.viewmats.expand(2, 2, 3, 4, 4), base.Ks.expand(2, 2, 3, 3, 3), 32, 24
+    )
     with pytest.raises(ValueError, match="batch shape"):
         camlib.elevated(two_dims)
     with pytest.raises(ValueError, match="batch_size"):

@@ -19,6 +19,7 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 EMPTY = 3
 NUM_CLASSES = 4
 GRID = go.VoxelGrid((-3.0, -3.0, 0.0), 0.5, (12, 12, 4))
@@ -42,7 +43,9 @@ def sensor_cams(n=2, size=(16, 24)):
     eyes = torch.stack([4.5 * ang.cos(), 4.5 * ang.sin(), torch.full((n,), 1.5)], -1)
     H, W = size
     K = camlib.pinhole_intrinsics(W, H, 90.0).expand(n, 3, 3)
-    return go.Cameras(camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(n, 3)), K, width=W, height=H)
+    return go.Cameras(
+        camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(n, 3)), K, width=W, height=H
+    )
 
 
 def perfect_logits(gt, margin=20.0):
@@ -53,11 +56,18 @@ def perfect_logits(gt, margin=20.0):
 
 def make_loss(cams=None, **kw):
     kw.setdefault("generator", torch.Generator().manual_seed(0))
-    return GaussRenderLoss(cams if cams is not None else sensor_cams(), grid=GRID,
-                           num_classes=NUM_CLASSES, empty_class=EMPTY, **kw)
+    return GaussRenderLoss(
+        cams if cams is not None else sensor_cams(),
+        grid=GRID,
+        num_classes=NUM_CLASSES,
+        empty_class=EMPTY,
+        **kw,
+    )
 
 
-@pytest.mark.parametrize("strategy", [None, "sensor", "elevated", "elevated_around", "random", "dynamic"])
+@pytest.mark.parametrize(
+    "strategy", [None, "sensor", "elevated", "elevated_around", "random", "dynamic"]
+)
 def test_perfect_prediction_gives_zero_loss(strategy):
     gt = scene()
     loss_fn = make_loss(strategy=strategy)
@@ -76,7 +86,9 @@ def test_loss_grows_as_voxels_are_removed_or_shifted():
     removed_more[:, 8:11, 6:9, 1] = EMPTY
     removed_most = removed_more.clone()
     removed_most[:, :6, :, 0] = EMPTY
-    losses = [float(loss_fn(perfect_logits(p), gt)) for p in (gt, removed_box, removed_more, removed_most)]
+    losses = [
+        float(loss_fn(perfect_logits(p), gt)) for p in (gt, removed_box, removed_more, removed_most)
+    ]
     assert losses[0] < 1e-5
     assert losses[0] < losses[1] < losses[2] < losses[3]
     shifted = torch.full_like(gt, EMPTY)
@@ -86,7 +98,9 @@ def test_loss_grows_as_voxels_are_removed_or_shifted():
     far = shifted.clone()
     far[:, 4:7] = gt[:, 4:7]
     far[:, 6:9, 3:7, 1:3] = 1  # three voxels along +x
-    assert 1e-4 < float(loss_fn(perfect_logits(shifted), gt)) < float(loss_fn(perfect_logits(far), gt))
+    assert (
+        1e-4 < float(loss_fn(perfect_logits(shifted), gt)) < float(loss_fn(perfect_logits(far), gt))
+    )
 
 
 def test_adam_on_the_loss_alone_raises_3d_iou():
@@ -97,9 +111,15 @@ def test_adam_on_the_loss_alone_raises_3d_iou():
     gt[0, 4:6, 3:5, 1] = 2
     ang = torch.arange(2) * math.pi + 0.3
     eyes = torch.stack([3.5 * ang.cos(), 3.5 * ang.sin(), torch.full((2,), 3.5)], -1)
-    cams = go.Cameras(camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(2, 3)),
-                      camlib.pinhole_intrinsics(12, 12, 80.0).expand(2, 3, 3), width=12, height=12)
-    loss_fn = GaussRenderLoss(cams, grid=grid, num_classes=NUM_CLASSES, empty_class=EMPTY, weight=1.0)
+    cams = go.Cameras(
+        camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(2, 3)),
+        camlib.pinhole_intrinsics(12, 12, 80.0).expand(2, 3, 3),
+        width=12,
+        height=12,
+    )
+    loss_fn = GaussRenderLoss(
+        cams, grid=grid, num_classes=NUM_CLASSES, empty_class=EMPTY, weight=1.0
+    )
     pred = torch.randn(1, NUM_CLASSES, 6, 6, 3, generator=torch.Generator().manual_seed(0))
     pred.requires_grad_()
 
@@ -117,7 +137,7 @@ def test_adam_on_the_loss_alone_raises_3d_iou():
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.3 * first
-    assert iou() > before + 0.3, (before, iou())
+    assert iou() > max(before + 0.3, 0.8), (before, iou())
 
 
 def test_gradients_reach_logits_and_opacity():
@@ -136,14 +156,22 @@ def test_gradcheck_float64_tiny_scene():
     gt = torch.full((1, 4, 4, 2), 2)
     gt[:, :, :, 0] = 0
     gt[:, 1:3, 1:3, 1] = 1
-    cams = go.Cameras(camlib.look_at(torch.tensor([[2.5, 0.3, 2.0]]), torch.tensor([[0.0, 0, 0]])),
-                      camlib.pinhole_intrinsics(8, 6, 80.0)[None], width=8, height=6)
+    cams = go.Cameras(
+        camlib.look_at(torch.tensor([[2.5, 0.3, 2.0]]), torch.tensor([[0.0, 0, 0]])),
+        camlib.pinhole_intrinsics(8, 6, 80.0)[None],
+        width=8,
+        height=6,
+    )
     loss_fn = GaussRenderLoss(cams, grid=grid, num_classes=3, empty_class=2, bev_resolution=4)
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 3, 4, 4, 2, dtype=torch.float64, generator=gen).requires_grad_()
-    opacity = (0.2 + 0.6 * torch.rand(1, 4, 4, 2, dtype=torch.float64, generator=gen)).requires_grad_()
+    opacity = (
+        0.2 + 0.6 * torch.rand(1, 4, 4, 2, dtype=torch.float64, generator=gen)
+    ).requires_grad_()
     assert loss_fn(logits, gt).dtype == torch.float64
-    assert torch.autograd.gradcheck(lambda x, o: loss_fn(x, gt, o), (logits, opacity), fast_mode=True)
+    assert torch.autograd.gradcheck(
+        lambda x, o: loss_fn(x, gt, o), (logits, opacity), fast_mode=True
+    )
 
 
 def test_batch_of_two_matches_two_batches_of_one():
@@ -151,9 +179,11 @@ def test_batch_of_two_matches_two_batches_of_one():
     pred = torch.randn(2, NUM_CLASSES, *GRID.shape, generator=torch.Generator().manual_seed(1))
     loss_fn = make_loss()
     loss, terms = loss_fn(pred, gt, return_terms=True)
-    singles = [loss_fn(pred[b:b + 1], gt[b:b + 1], return_terms=True) for b in range(2)]
+    singles = [loss_fn(pred[b : b + 1], gt[b : b + 1], return_terms=True) for b in range(2)]
     for key, value in terms.items():
-        torch.testing.assert_close(value, torch.cat([s[1][key] for s in singles]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            value, torch.cat([s[1][key] for s in singles]), rtol=1e-5, atol=1e-6
+        )
     torch.testing.assert_close(loss, (singles[0][0] + singles[1][0]) / 2)
     assert float(terms["sem_cam"].min()) > 0 and float(terms["depth_bev"].min()) > 0
 
@@ -180,8 +210,12 @@ def test_bev_renders_a_floor_as_a_uniform_image_at_the_right_depth():
     bev = camlib.bev(GRID, 12, height_above=1.0)
     out = go.splat(g, bev, depth_mode="expected")
     probs = out.features[0, 0]
-    torch.testing.assert_close(probs, torch.nn.functional.one_hot(torch.tensor(2), 4).float().expand_as(probs),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        probs,
+        torch.nn.functional.one_hot(torch.tensor(2), 4).float().expand_as(probs),
+        atol=2e-3,
+        rtol=0,
+    )
     # camera 1 m above the grid top (z = 2): the floor centres (z = 0.75) lie 2.25 m below it
     torch.testing.assert_close(out.depth[0, 0], torch.full((12, 12, 1), 2.25), atol=1e-3, rtol=0)
 
@@ -191,14 +225,20 @@ def test_depth_term_normalisation_by_hand():
     gt[:, :, :, 0] = 0
     up = torch.full_like(gt, EMPTY)
     up[:, :, :, 1] = 0  # the same floor one voxel (0.5 m) higher
-    loss_fn = GaussRenderLoss(None, grid=GRID, num_classes=NUM_CLASSES, empty_class=EMPTY, weight=2.0)
+    loss_fn = GaussRenderLoss(
+        None, grid=GRID, num_classes=NUM_CLASSES, empty_class=EMPTY, weight=2.0
+    )
     loss, terms = loss_fn(perfect_logits(up), gt, return_terms=True)
     # BEV camera 1 m above the top (z = 2): the deepest grid corner lies 3 m below it
     d_range = 3.0
     assert float(terms["sem_bev"]) < 1e-6
-    torch.testing.assert_close(terms["depth_bev"], torch.tensor([0.999 * 0.5 / d_range]), rtol=1e-3, atol=0)
+    torch.testing.assert_close(
+        terms["depth_bev"], torch.tensor([0.999 * 0.5 / d_range]), rtol=1e-3, atol=0
+    )
     torch.testing.assert_close(loss, 2.0 * terms["depth_bev"][0], rtol=1e-5, atol=0)
-    fixed = GaussRenderLoss(None, grid=GRID, num_classes=NUM_CLASSES, empty_class=EMPTY, depth_range=10.0)
+    fixed = GaussRenderLoss(
+        None, grid=GRID, num_classes=NUM_CLASSES, empty_class=EMPTY, depth_range=10.0
+    )
     _, terms10 = fixed(perfect_logits(up), gt, return_terms=True)
     torch.testing.assert_close(terms10["depth_bev"], terms["depth_bev"] * d_range / 10.0)
 
@@ -224,7 +264,9 @@ def test_ground_truth_cache_and_precomputed_targets(monkeypatch):
     loss_fn = make_loss()
     calls = []
     original = loss_fn.render_targets
-    monkeypatch.setattr(loss_fn, "render_targets", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        loss_fn, "render_targets", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     first = loss_fn(pred, gt)
     second = loss_fn(pred, gt.clone())
     assert len(calls) == 1 and torch.equal(first, second)
@@ -256,7 +298,12 @@ def test_call_time_cameras_render_size_and_callable_strategy():
     custom = make_loss(strategy=strategy, generator=gen)
     named = make_loss(strategy="elevated", strategy_kwargs={"lift": 2.0})
     torch.testing.assert_close(custom(pred, gt), named(pred, gt))
-    assert seen["grid"] is GRID and seen["pred"] is pred and seen["gt"] is gt and seen["generator"] is gen
+    assert (
+        seen["grid"] is GRID
+        and seen["pred"] is pred
+        and seen["gt"] is gt
+        and seen["generator"] is gen
+    )
 
 
 def test_autocast_and_half_inputs_compute_in_float32():

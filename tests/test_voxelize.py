@@ -19,6 +19,7 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 GRID = go.VoxelGrid((-1.0, -2.0, 0.5), (0.5, 0.4, 0.3), (3, 2, 2))
 
 
@@ -29,7 +30,10 @@ def brute_force(logits, grid, empty_class, colors):
     for b in range(B):
         rows = []
         for i, j, k in itertools.product(*(range(n) for n in grid.shape)):
-            centre = [o + (idx + 0.5) * s for o, idx, s in zip(grid.origin, (i, j, k), grid.voxel_size)]
+            centre = [
+                o + (idx + 0.5) * s
+                for o, idx, s in zip(grid.origin, (i, j, k), grid.voxel_size, strict=True)
+            ]
             z = logits[b, :, i, j, k].double()
             p = torch.exp(z - z.max())
             p = p / p.sum()
@@ -64,8 +68,9 @@ def test_ragged_masks_keep_exactly_the_masked_voxels(B, seed, density):
     logits = torch.randn(B, 3, *GRID.shape, generator=gen)
     mask = torch.rand(B, *GRID.shape, generator=gen) < density
     opacity = torch.rand(B, *GRID.shape, generator=gen)
-    g = go.voxels_to_gaussians(logits, GRID, empty_class=0, opacity=opacity, valid_mask=mask,
-                               min_opacity=0)
+    g = go.voxels_to_gaussians(
+        logits, GRID, empty_class=0, opacity=opacity, valid_mask=mask, min_opacity=0
+    )
     dense = go.voxels_to_gaussians(logits, GRID, empty_class=0, opacity=opacity, min_opacity=0)
     counts = mask.reshape(B, -1).sum(1)
     assert g.num_gaussians == int(counts.max())
@@ -84,8 +89,12 @@ def test_opacity_pruning_is_lossless_for_renders_and_gradients():
     grid = go.VoxelGrid((-1.0, -1.0, 0.0), 0.5, (4, 4, 2))
     logits = torch.randn(1, 3, 4, 4, 2, generator=gen) * 4
     logits[:, 2, :2] += 9.0  # half of the voxels almost surely empty: opacity < 1/255
-    cam = go.Cameras(camlib.look_at(torch.tensor([[0.2, -2.5, 2.5]]), torch.tensor([[0.0, 0, 0]])),
-                     camlib.pinhole_intrinsics(16, 12, 90.0)[None], width=16, height=12)
+    cam = go.Cameras(
+        camlib.look_at(torch.tensor([[0.2, -2.5, 2.5]]), torch.tensor([[0.0, 0, 0]])),
+        camlib.pinhole_intrinsics(16, 12, 90.0)[None],
+        width=16,
+        height=12,
+    )
     renders, grads = [], []
     for min_opacity in (0.0, 1.0 / 255.0):
         x = logits.clone().requires_grad_()
@@ -97,7 +106,7 @@ def test_opacity_pruning_is_lossless_for_renders_and_gradients():
     assert renders[1].features.shape[-3:] == renders[0].features.shape[-3:]
     pruned = go.voxels_to_gaussians(logits, grid, empty_class=2)
     assert pruned.num_gaussians < 32  # something was actually dropped
-    for a, b in zip(renders[0], renders[1]):
+    for a, b in zip(renders[0], renders[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 
@@ -125,7 +134,11 @@ def test_labels_to_gaussians_occupied_only_one_hot_opacity_one():
 
 def test_scale_options():
     labels = torch.zeros(1, *GRID.shape, dtype=torch.long)
-    for scale, expected in ((None, [0.25, 0.2, 0.15]), (0.1, [0.1] * 3), ((0.3, 0.2, 0.1), [0.3, 0.2, 0.1])):
+    for scale, expected in (
+        (None, [0.25, 0.2, 0.15]),
+        (0.1, [0.1] * 3),
+        ((0.3, 0.2, 0.1), [0.3, 0.2, 0.1]),
+    ):
         g = go.labels_to_gaussians(labels, GRID, num_classes=2, empty_class=1, scale=scale)
         torch.testing.assert_close(g.scales[0, 5], torch.tensor(expected))
     with pytest.raises(ValueError, match="scale"):
@@ -141,7 +154,9 @@ def test_dtypes_and_gradients():
     mask = torch.rand(2, *GRID.shape) < 0.6
 
     def fn(x, o):
-        g = go.voxels_to_gaussians(x, GRID, empty_class=0, opacity=o, valid_mask=mask, min_opacity=0)
+        g = go.voxels_to_gaussians(
+            x, GRID, empty_class=0, opacity=o, valid_mask=mask, min_opacity=0
+        )
         return g.features, g.opacities
 
     assert torch.autograd.gradcheck(fn, (x, o), fast_mode=True)

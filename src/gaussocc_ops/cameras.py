@@ -133,8 +133,8 @@ def elevated(cams: Cameras, *, lift: float = 4.0, tilt_deg: float = 20.0,
         >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
         ...                K, width=32, height=24)
         >>> up = elevated(cams, lift=3.0)
-        >>> up.centers()[0, 0].tolist()
-        [0.0, 0.0, 4.5]
+        >>> up.centers()[0, 0, 2].item()
+        4.5
     """
     viewmats, Ks = _per_sample(cams, batch_size)
     viewmats, Ks = _pick_views(viewmats, Ks, num_views, generator)
@@ -159,7 +159,8 @@ def elevated_around(cams: Cameras, grid: VoxelGrid, *, lift: float = 4.0, tilt_d
         >>> K = pinhole_intrinsics(32, 24, 90.0)[None]
         >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
         ...                K, width=32, height=24)
-        >>> out = elevated_around(cams, grid, batch_size=8, generator=torch.Generator().manual_seed(0))
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> out = elevated_around(cams, grid, batch_size=8, generator=gen)
         >>> bool((out.centers()[..., :2].norm(dim=-1) <= 5.0).all())
         True
     """
@@ -248,9 +249,12 @@ def dynamic(cams: Cameras, grid: VoxelGrid, error: torch.Tensor, *, lift: float 
         >>> abs(p[0].item()) < 1e-4 and abs(p[1].item()) < 1e-4 and p[2].item() > 0
         True
     """
-    if not isinstance(error, torch.Tensor) or error.dim() != 4 or tuple(error.shape[1:]) != grid.shape:
-        raise ValueError(f"error must be a [B, X, Y, Z] tensor over grid.shape {grid.shape}, got "
-                         f"{tuple(error.shape) if isinstance(error, torch.Tensor) else type(error)}")
+    if not isinstance(error, torch.Tensor):
+        raise TypeError(f"error must be a torch.Tensor, got {type(error).__name__}")
+    if error.dim() != 4 or tuple(error.shape[1:]) != grid.shape:
+        raise ValueError(
+            f"error must have shape [B, *{grid.shape}] (grid.shape), got {tuple(error.shape)}"
+        )
     if region < 1 or region % 2 == 0:
         raise ValueError(f"region must be a positive odd int, got {region!r}")
     B = error.shape[0]

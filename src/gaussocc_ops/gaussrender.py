@@ -91,8 +91,8 @@ class GaussRenderLoss(torch.nn.Module):
     Example:
         >>> grid = VoxelGrid((-3., -3., 0.), 0.5, (12, 12, 4))
         >>> K = camlib.pinhole_intrinsics(24, 16, 90.0)[None]
-        >>> cams = Cameras(camlib.look_at(torch.tensor([[-3.5, 0., 3.]]), torch.tensor([[0., 0, 0]])),
-        ...                K, width=24, height=16)
+        >>> eye, target = torch.tensor([[-3.5, 0., 3.]]), torch.tensor([[0., 0, 0]])
+        >>> cams = Cameras(camlib.look_at(eye, target), K, width=24, height=16)
         >>> loss_fn = GaussRenderLoss(cams, grid=grid, num_classes=4, empty_class=3)
         >>> gt = torch.full((2, 12, 12, 4), 3); gt[:, :, :, 0] = 0
         >>> pred = torch.randn(2, 4, 12, 12, 4, requires_grad=True)
@@ -128,17 +128,28 @@ class GaussRenderLoss(torch.nn.Module):
             raise TypeError(f"grid must be gaussocc_ops.VoxelGrid, got {type(grid).__name__}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        if isinstance(empty_class, bool) or not isinstance(empty_class, int) \
-                or not 0 <= empty_class < num_classes:
-            raise ValueError(f"empty_class must be an int in [0, {num_classes}), got {empty_class!r}")
+        if (
+            isinstance(empty_class, bool)
+            or not isinstance(empty_class, int)
+            or not 0 <= empty_class < num_classes
+        ):
+            raise ValueError(
+                f"empty_class must be an int in [0, {num_classes}), got {empty_class!r}"
+            )
         if 0 <= ignore_index < num_classes:
-            raise ValueError(f"ignore_index={ignore_index} collides with a class in [0, {num_classes})")
+            raise ValueError(
+                f"ignore_index={ignore_index} collides with a class in [0, {num_classes})"
+            )
         if cams is not None and not isinstance(cams, Cameras):
             raise TypeError(f"cams must be gaussocc_ops.Cameras or None, got {type(cams).__name__}")
         if isinstance(strategy, str) and strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, a callable or None, got {strategy!r}")
+            raise ValueError(
+                f"strategy must be one of {STRATEGIES}, a callable or None, got {strategy!r}"
+            )
         if strategy is not None and not isinstance(strategy, str) and not callable(strategy):
-            raise TypeError(f"strategy must be a str, a callable or None, got {type(strategy).__name__}")
+            raise TypeError(
+                f"strategy must be a str, a callable or None, got {type(strategy).__name__}"
+            )
         if strategy is not None and cams is None:
             raise ValueError("a camera strategy needs base cameras: pass cams")
         if cams is None and not bev:
@@ -168,13 +179,16 @@ class GaussRenderLoss(torch.nn.Module):
         self.bev_cams = None
         if bev:
             X, Y, _ = grid.shape
-            self.bev_cams = camlib.bev(grid, bev_resolution if bev_resolution is not None else (Y, X))
+            self.bev_cams = camlib.bev(
+                grid, bev_resolution if bev_resolution is not None else (Y, X)
+            )
         self._cache: tuple | None = None
 
     # -- cameras ---------------------------------------------------------------------------------
 
-    def sample_cameras(self, pred_logits: torch.Tensor, gt_labels: torch.Tensor,
-                       cams: Cameras | None = None) -> dict[str, Cameras]:
+    def sample_cameras(
+        self, pred_logits: torch.Tensor, gt_labels: torch.Tensor, cams: Cameras | None = None
+    ) -> dict[str, Cameras]:
         """The views of this step: ``{"cam": ..., "bev": ...}`` (each when present)."""
         base = cams if cams is not None else self.cams
         if base is not None and self.strategy is not None:
@@ -198,7 +212,9 @@ class GaussRenderLoss(torch.nn.Module):
         gen = self.generator
         name = self.strategy
         if callable(name):
-            return name(base, self.grid, pred_logits=pred_logits, gt_labels=gt_labels, generator=gen)
+            return name(
+                base, self.grid, pred_logits=pred_logits, gt_labels=gt_labels, generator=gen
+            )
         if name == "dynamic":
             error = voxel_cross_entropy(pred_logits, gt_labels, self.ignore_index)
             return camlib.dynamic(base, self.grid, error, generator=gen, **kw)
@@ -208,8 +224,13 @@ class GaussRenderLoss(torch.nn.Module):
 
     # -- ground truth ----------------------------------------------------------------------------
 
-    def render_targets(self, gt_labels: torch.Tensor, *, mask: torch.Tensor | None = None,
-                       cameras: dict[str, Cameras] | None = None) -> GaussRenderTargets:
+    def render_targets(
+        self,
+        gt_labels: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        cameras: dict[str, Cameras] | None = None,
+    ) -> GaussRenderTargets:
         """Ground-truth renders for ``gt_labels [B, X, Y, Z]``.
 
         With fixed cameras, compute them once (e.g. in the data pipeline) and pass them to the
@@ -222,9 +243,15 @@ class GaussRenderLoss(torch.nn.Module):
             cameras = self._fixed_cameras(self.cams, gt_labels.device)
         keep = self._keep_mask(gt_labels, mask)
         with torch.no_grad():
-            g = labels_to_gaussians(gt_labels, self.grid, num_classes=self.num_classes,
-                                    empty_class=self.empty_class, ignore_index=self.ignore_index,
-                                    scale=self.scale, valid_mask=keep)
+            g = labels_to_gaussians(
+                gt_labels,
+                self.grid,
+                num_classes=self.num_classes,
+                empty_class=self.empty_class,
+                ignore_index=self.ignore_index,
+                scale=self.scale,
+                valid_mask=keep,
+            )
             renders = {name: self._render(g, c) for name, c in cameras.items()}
         return GaussRenderTargets(cameras, renders)
 
@@ -253,8 +280,8 @@ class GaussRenderLoss(torch.nn.Module):
         self._check_labels(gt_labels)
         if gt_labels.shape[0] != pred_logits.shape[0] or gt_labels.device != pred_logits.device:
             raise ValueError(
-                f"gt_labels ({describe(gt_labels)}) must match pred_logits ({describe(pred_logits)}) "
-                "in batch size and device"
+                f"gt_labels ({describe(gt_labels)}) must match pred_logits "
+                f"({describe(pred_logits)}) in batch size and device"
             )
         if cams is not None and not isinstance(cams, Cameras):
             raise TypeError(f"cams must be gaussocc_ops.Cameras or None, got {type(cams).__name__}")
@@ -269,8 +296,11 @@ class GaussRenderLoss(torch.nn.Module):
                     views = self.sample_cameras(pred_logits, gt_labels, cams)
                     targets = self.render_targets(gt_labels, mask=mask, cameras=views)
             pred = voxels_to_gaussians(
-                pred_logits, self.grid, empty_class=self.empty_class,
-                opacity="empty" if opacity is None else opacity, colors=self.colors,
+                pred_logits,
+                self.grid,
+                empty_class=self.empty_class,
+                opacity="empty" if opacity is None else opacity,
+                colors=self.colors,
                 scale=self.scale,
                 valid_mask=self._keep_mask(gt_labels, mask),
             )
@@ -286,8 +316,10 @@ class GaussRenderLoss(torch.nn.Module):
         for name, cams in targets.cameras.items():
             gt = targets.renders[name]
             if gt.features.shape[0] not in (B,):
-                raise ValueError(f"targets were rendered for batch size {gt.features.shape[0]}, "
-                                 f"the prediction has {B}")
+                raise ValueError(
+                    f"targets were rendered for batch size {gt.features.shape[0]}, "
+                    f"the prediction has {B}"
+                )
             out = self._render(pred, cams)
             sem = (out.features - gt.features.to(out.features.dtype)).abs().mean((-1, -2, -3))
             d_range = self._depth_range(cams, out.depth)
@@ -298,7 +330,9 @@ class GaussRenderLoss(torch.nn.Module):
             terms["sem_" + name] = sem.mean(-1)
             terms["depth_" + name] = depth.mean(-1)
         w = self.depth_weight
-        total = terms["sem_cam"] + w * terms["depth_cam"] + terms["sem_bev"] + w * terms["depth_bev"]
+        total = (
+            terms["sem_cam"] + w * terms["depth_cam"] + terms["sem_bev"] + w * terms["depth_bev"]
+        )
         terms["total"] = self.weight * total
         terms["loss"] = terms["total"].mean() if B else terms["total"].sum()
         return terms
@@ -317,7 +351,8 @@ class GaussRenderLoss(torch.nn.Module):
         lo, hi = self.grid.origin, self.grid.upper
         corners = torch.tensor(
             [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])],
-            dtype=like.dtype, device=like.device,
+            dtype=like.dtype,
+            device=like.device,
         )
         vm = cams.viewmats.to(like.dtype)
         z = corners @ vm[..., 2, :3].transpose(-1, -2) + vm[..., 2, 3].unsqueeze(-2)  # [..., 8, V]
@@ -330,32 +365,42 @@ class GaussRenderLoss(torch.nn.Module):
         if mask is not None:
             check_tensor("mask", mask)
             if mask.dtype != torch.bool or mask.shape != gt_labels.shape:
-                raise ValueError(f"mask must be a bool tensor of shape {tuple(gt_labels.shape)}, "
-                                 f"got {describe(mask)}")
+                raise ValueError(
+                    f"mask must be a bool tensor of shape {tuple(gt_labels.shape)}, "
+                    f"got {describe(mask)}"
+                )
             keep = keep & mask.to(keep.device)
         return keep
 
     def _check_pred(self, pred_logits) -> None:
         check_tensor("pred_logits", pred_logits)
         expected = ("B", self.num_classes, *self.grid.shape)
-        if pred_logits.dim() != 5 or pred_logits.shape[1] != self.num_classes \
-                or tuple(pred_logits.shape[2:]) != self.grid.shape:
-            raise ValueError(f"pred_logits must have shape {list(expected)} (num_classes and "
-                             f"grid.shape), got {describe(pred_logits)}")
+        if (
+            pred_logits.dim() != 5
+            or pred_logits.shape[1] != self.num_classes
+            or tuple(pred_logits.shape[2:]) != self.grid.shape
+        ):
+            raise ValueError(
+                f"pred_logits must have shape {list(expected)} (num_classes and "
+                f"grid.shape), got {describe(pred_logits)}"
+            )
         if not pred_logits.is_floating_point():
             raise TypeError(f"pred_logits must be floating point, got {describe(pred_logits)}")
 
     def _check_labels(self, gt_labels) -> None:
         check_tensor("gt_labels", gt_labels)
         if gt_labels.dim() != 4 or tuple(gt_labels.shape[1:]) != self.grid.shape:
-            raise ValueError(f"gt_labels must have shape [B, *{self.grid.shape}], got {describe(gt_labels)}")
+            raise ValueError(
+                f"gt_labels must have shape [B, *{self.grid.shape}], got {describe(gt_labels)}"
+            )
         if gt_labels.is_floating_point() or gt_labels.dtype == torch.bool:
             raise TypeError(f"gt_labels must be an integer tensor, got {describe(gt_labels)}")
         check_label_range(gt_labels, self.num_classes, self.ignore_index)
 
 
-def voxel_cross_entropy(pred_logits: torch.Tensor, gt_labels: torch.Tensor,
-                        ignore_index: int = 255) -> torch.Tensor:
+def voxel_cross_entropy(
+    pred_logits: torch.Tensor, gt_labels: torch.Tensor, ignore_index: int = 255
+) -> torch.Tensor:
     """Per-voxel cross-entropy ``[B, X, Y, Z]`` of ``pred_logits [B, C, X, Y, Z]`` against
     ``gt_labels [B, X, Y, Z]`` (0 at ignored voxels), without gradient: the error map of the
     ``"dynamic"`` camera strategy."""

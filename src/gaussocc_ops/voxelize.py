@@ -40,7 +40,7 @@ def voxels_to_gaussians(
     ``colors="all"`` uses ``p`` itself (all ``C`` classes, the empty one included).
 
     Args:
-        logits: ``[B, C, X, Y, Z]`` class logits over ``grid`` (half precision is upcast to float32).
+        logits: ``[B, C, X, Y, Z]`` class logits over ``grid`` (half precision is upcast).
         grid: the voxel grid; ``grid.shape == (X, Y, Z)``.
         empty_class: index of the empty class in ``[0, C)``.
         opacity: ``"empty"`` for ``1 - p_empty``, or a ``[B, X, Y, Z]`` tensor in ``[0, 1]``.
@@ -194,7 +194,9 @@ def _check_mask(mask, B: int, grid: VoxelGrid, device) -> torch.Tensor | None:
         return None
     check_tensor("valid_mask", mask)
     if mask.dtype != torch.bool or mask.shape != (B, *grid.shape):
-        raise ValueError(f"valid_mask must be a bool tensor of shape {(B, *grid.shape)}, got {describe(mask)}")
+        raise ValueError(
+            f"valid_mask must be a bool tensor of shape {(B, *grid.shape)}, got {describe(mask)}"
+        )
     if mask.device != device:
         raise ValueError(f"valid_mask is on {mask.device} but the voxels are on {device}")
     return mask
@@ -203,7 +205,9 @@ def _check_mask(mask, B: int, grid: VoxelGrid, device) -> torch.Tensor | None:
 def _scales(grid: VoxelGrid, scale: Scale) -> tuple[float, float, float]:
     if scale is None:
         return tuple(s / 2 for s in grid.voxel_size)
-    values = (float(scale),) * 3 if isinstance(scale, (int, float)) else tuple(float(s) for s in scale)
+    values = (
+        (float(scale),) * 3 if isinstance(scale, (int, float)) else tuple(float(s) for s in scale)
+    )
     if len(values) != 3 or any(not (v > 0) or v == float("inf") for v in values):
         raise ValueError(f"scale must be a positive float or three positive floats, got {scale!r}")
     return values
