@@ -57,7 +57,9 @@ def camera(grid: go.VoxelGrid, height: int, width: int) -> go.Cameras:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--grid", type=int, nargs=3, default=(200, 200, 16), metavar=("X", "Y", "Z"))
+    parser.add_argument(
+        "--grid", type=int, nargs=3, default=(200, 200, 16), metavar=("X", "Y", "Z")
+    )
     parser.add_argument("--voxel", type=float, default=0.4, help="voxel size in metres")
     parser.add_argument("--classes", type=int, default=18)
     parser.add_argument("--image", type=int, nargs=2, default=(450, 800), metavar=("H", "W"))
@@ -74,9 +76,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     X, Y, Z = args.grid
-    grid = go.VoxelGrid(
-        (-X * args.voxel / 2, -Y * args.voxel / 2, -1.0), args.voxel, (X, Y, Z)
-    )
+    grid = go.VoxelGrid((-X * args.voxel / 2, -Y * args.voxel / 2, -1.0), args.voxel, (X, Y, Z))
     cams = camera(grid, *args.image)
     print(f"machine: {machine()}")
     print(
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                 )
                 pred = logits.clone().requires_grad_()
 
-                def step(loss_fn=loss_fn, pred=pred):
+                def step(loss_fn=loss_fn, pred=pred, labels=labels):
                     pred.grad = None
                     loss_fn(pred, labels).backward()
 

@@ -188,6 +188,22 @@ def test_batch_of_two_matches_two_batches_of_one():
     assert float(terms["sem_cam"].min()) > 0 and float(terms["depth_bev"].min()) > 0
 
 
+def test_per_sample_cameras():
+    gt = scene(batch=2)
+    pred = torch.randn(2, NUM_CLASSES, *GRID.shape, generator=torch.Generator().manual_seed(3))
+    a, b = sensor_cams(), camlib.elevated(sensor_cams(), lift=2.0)
+    both = go.Cameras(
+        torch.cat([a.viewmats[None], b.viewmats]), torch.cat([a.Ks[None], b.Ks]), 24, 16
+    )
+    _, terms = make_loss(both)(pred, gt, return_terms=True)
+    _, first = make_loss(a)(pred[:1], gt[:1], return_terms=True)
+    _, second = make_loss(b)(pred[1:], gt[1:], return_terms=True)
+    for key in terms:
+        torch.testing.assert_close(terms[key], torch.cat([first[key], second[key]]))
+    _, swapped = make_loss(a)(pred[1:], gt[1:], return_terms=True)
+    assert not torch.allclose(swapped["sem_cam"], second["sem_cam"])
+
+
 def test_sample_without_occupied_voxels():
     gt = scene(batch=2)
     gt[1] = EMPTY
@@ -345,6 +361,36 @@ def test_bad_inputs_raise_clear_errors():
         GaussRenderLoss(None, grid=GRID, num_classes=4, empty_class=3, ignore_index=2)
     with pytest.raises(ValueError, match="nothing to render"):
         GaussRenderLoss(None, grid=GRID, num_classes=4, empty_class=3, bev=False)
+
+
+def _ddp_model():
+    torch.manual_seed(0)
+    return torch.nn.Conv3d(1, NUM_CLASSES, 3, padding=1)
+
+
+def _ddp_worker(rank, world, init_file, out_file):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    model = torch.nn.parallel.DistributedDataParallel(_ddp_model())
+    x = torch.randn(2, 1, *GRID.shape, generator=torch.Generator().manual_seed(1))
+    make_loss()(model(x[rank : rank + 1]), scene()[rank : rank + 1]).backward()
+    if rank == 0:
+        torch.save([p.grad for p in model.parameters()], out_file)
+    dist.destroy_process_group()
+
+
+def test_ddp_gradients_equal_the_single_process_batch(tmp_path):
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "grads.pt")), nprocs=2
+    )
+    ddp_grads = torch.load(tmp_path / "grads.pt")
+    model = _ddp_model()
+    x = torch.randn(2, 1, *GRID.shape, generator=torch.Generator().manual_seed(1))
+    make_loss()(model(x), scene()).backward()
+    for got, want in zip(ddp_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(got, want.grad, rtol=1e-4, atol=1e-6)
 
 
 @requires_cuda

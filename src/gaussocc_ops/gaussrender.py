@@ -46,7 +46,7 @@ class GaussRenderLoss(torch.nn.Module):
 
     For every view ``*`` (the camera views and, with ``bev=True``, one orthographic BEV view)::
 
-        L_sem*   = mean_p ||I_sem(p) - I~_sem(p)||_1                (sum over classes)
+        L_sem*   = mean over pixels p and classes c of |I_sem(p, c) - I~_sem(p, c)|
         L_depth* = mean_{p: A~(p) > 0.5} |I_depth(p) - I~_depth(p)| / d_range*
         L_2D     = mean_cam (L_sem + w_d L_depth) + (L_sem + w_d L_depth)_bev
         loss     = weight * mean_batch L_2D
@@ -54,8 +54,8 @@ class GaussRenderLoss(torch.nn.Module):
     Renders follow GaussRender Eq. 3 (``C_p = sum T_i a_i c_i``, accumulated depth
     ``D_p = sum T_i a_i d_i``) with the empty class as background colour; ``d_range*`` is the
     largest depth any grid corner has in that view (or ``depth_range`` if given). Ground truth:
-    occupied voxels, opacity 1, one-hot colours; prediction: softmax colours and opacity
-    ``1 - p_empty`` (or the given ``opacity``). Voxels labelled ``ignore_index`` (or outside the
+    occupied voxels, opacity 1, one-hot colours; prediction: colours ``p(class | occupied)``
+    (see ``colors``) and opacity ``1 - p_empty`` (or the given ``opacity``). Voxels labelled ``ignore_index`` (or outside the
     call's ``mask``) are dropped from both renders.
 
     Args:
