@@ -378,7 +378,8 @@ def _ddp_worker(rank, world, init_file, out_file):
     make_loss()(model(x[rank : rank + 1]), scene()[rank : rank + 1]).backward()
     if rank == 0:
         torch.save([p.grad for p in model.parameters()], out_file)
-    dist.barrier()  # neither rank tears gloo down while the other still talks to it
+    del model  # DDP's reducer must go before its process group
+    dist.barrier()
     dist.destroy_process_group()
 
 
