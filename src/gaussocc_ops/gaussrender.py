@@ -55,8 +55,8 @@ class GaussRenderLoss(torch.nn.Module):
     ``D_p = sum T_i a_i d_i``) with the empty class as background colour; ``d_range*`` is the
     largest depth any grid corner has in that view (or ``depth_range`` if given). Ground truth:
     occupied voxels, opacity 1, one-hot colours; prediction: colours ``p(class | occupied)``
-    (see ``colors``) and opacity ``1 - p_empty`` (or the given ``opacity``). Voxels labelled ``ignore_index`` (or outside the
-    call's ``mask``) are dropped from both renders.
+    (see ``colors``) and opacity ``1 - p_empty`` (or the given ``opacity``). Voxels labelled
+    ``ignore_index`` (or outside the call's ``mask``) are dropped from both renders.
 
     Args:
         cams: sensor/virtual cameras (batch shape ``[]`` or ``[B]``, pinhole), or None for BEV only.
