@@ -16,6 +16,7 @@ from gaussocc_ops.depth import (
     gaussian_depth_gate,
     inverse_depth_align,
 )
+from gaussocc_ops.gaussrender import GaussRenderLoss, GaussRenderTargets
 from gaussocc_ops.lift import SoftGatingLifter, soft_gated_lift
 from gaussocc_ops.memory import GaussianMemory, InsertResult
 from gaussocc_ops.metrics import RayIoU, SSCMetrics
@@ -27,11 +28,14 @@ from gaussocc_ops.rays import ray_constrained_refine, ray_directions, ray_volume
 from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
+from gaussocc_ops.voxelize import labels_to_gaussians, voxels_to_gaussians
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cameras",
+    "GaussRenderLoss",
+    "GaussRenderTargets",
     "GaussianDepthGate",
     "GaussianMemory",
     "Gaussians",
@@ -55,6 +59,7 @@ __all__ = [
     "gaussians_to_occupancy",
     "hybrid_confidence",
     "inverse_depth_align",
+    "labels_to_gaussians",
     "losses",
     "metrics",
     "patch_pixels",
@@ -68,4 +73,5 @@ __all__ = [
     "snog_sample",
     "soft_gated_lift",
     "splat",
+    "voxels_to_gaussians",
 ]
