@@ -93,8 +93,9 @@ def test_gaussrender_term_is_a_mean_of_per_sample_terms():
             one = type(out)(out.logits[b : b + 1], out.depth[b : b + 1])
             single.append(model.loss(one, sub))
     for key in both:
-        torch.testing.assert_close(both[key], (single[0][key] + single[1][key]) / 2, rtol=1e-5,
-                                   atol=1e-6, msg=key)
+        torch.testing.assert_close(
+            both[key], (single[0][key] + single[1][key]) / 2, rtol=1e-5, atol=1e-6, msg=key
+        )
 
 
 def test_sensor_cameras_see_the_rendered_scene():

@@ -44,7 +44,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--gaussrender-weight", type=float, default=5.0, help="lambda of L_2D")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a busy machine more threads often run slower)",
+    )
     p.add_argument("--quick", action="store_true", help="a short run (tests, smoke checks)")
     args = p.parse_args(argv)
     if args.quick:
@@ -55,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def metrics_of(model, data: SceneData) -> dict[str, float]:
     m = evaluate(model, data, go.metrics.SSCMetrics(NUM_CLASSES, EMPTY))
     r = m.compute()
-    return {"sc_iou": float(r["iou"]), "miou": float(r["miou"])}
+    return {"sc_iou": float(r["iou"]), "miou": float(r["miou"]), "per_class": r["iou_per_class"]}
 
 
 def fmt(metrics: dict[str, float]) -> str:
@@ -81,15 +86,19 @@ def train_variant(name, model, train, val, args, log) -> dict:
 def render_labels(labels: torch.Tensor, grid, cams, keep=None):
     """Semantic colours ``[H, W, 3]`` and depth picture ``[H, W, 3]`` of labels ``[X, Y, Z]``."""
     g = go.labels_to_gaussians(
-        labels[None], grid, num_classes=NUM_CLASSES, empty_class=EMPTY,
+        labels[None],
+        grid,
+        num_classes=NUM_CLASSES,
+        empty_class=EMPTY,
         valid_mask=None if keep is None else keep[None],
     )
     out = go.splat(g, cams, depth_mode="expected")
     alpha = out.alpha[0, 0, ..., 0]
     colors = palette(NUM_CLASSES)
     colors[EMPTY] = 0.0
-    return colorize_probs(out.features[0, 0], colors), colorize_depth(out.depth[0, 0, ..., 0],
-                                                                      alpha > 0.5)
+    return colorize_probs(out.features[0, 0], colors), colorize_depth(
+        out.depth[0, 0, ..., 0], alpha > 0.5
+    )
 
 
 def upscale(image: torch.Tensor, factor: int) -> torch.Tensor:
@@ -123,19 +132,22 @@ def write_pictures(out: Path, models: dict, val: SceneData) -> list[Path]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     log = print
     t_start = time.perf_counter()
     info = go.build_info()
-    log(f"gaussocc_ops {go.__version__}: extension={info['extension']}, "
-        f"cuda_kernels={info['cuda_kernels']}, torch threads={torch.get_num_threads()}")
+    log(
+        f"gaussocc_ops {go.__version__}: extension={info['extension']}, "
+        f"cuda_kernels={info['cuda_kernels']}, torch threads={torch.get_num_threads()}"
+    )
     grid = scenes.indoor_grid(shape=(30, 30, 18), voxel_size=0.16)
     train = SceneData.make(range(args.train_scenes), grid)
     val = SceneData.make(range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + args.val_scenes), grid)
-    log(f"data: {len(train)} training / {len(val)} held-out rooms, images "
+    log(
+        f"data: {len(train)} training / {len(val)} held-out rooms, images "
         f"{tuple(train.rgb.shape[-2:])}, grid {grid.shape} of {grid.voxel_size[0]:.2f} m, "
-        f"{NUM_CLASSES} classes ({', '.join(scenes.INDOOR_CLASSES)})")
+        f"{NUM_CLASSES} classes ({', '.join(scenes.INDOOR_CLASSES)})"
+    )
 
     torch.manual_seed(args.seed)
     init = GaussRenderPlugin(grid, NUM_CLASSES).state_dict()
@@ -149,14 +161,18 @@ def main(argv=None) -> dict:
 
     results = {"untrained": untrained}
     for name, model in models.items():
-        log(f"training {name} ({args.epochs} epochs, batch {args.batch_size}, Adam lr {args.lr}"
-            + (f", GaussRender lambda {variants[name]}" if variants[name] else "") + ")")
+        log(
+            f"training {name} ({args.epochs} epochs, batch {args.batch_size}, Adam lr {args.lr}"
+            + (f", GaussRender lambda {variants[name]}" if variants[name] else "")
+            + ")"
+        )
         results[name] = train_variant(name, model, train, val, args, log)
 
-    log("held-out results:")
-    log(f"  {'untrained':<24} {fmt(untrained)}")
-    for name in models:
-        log(f"  {name:<24} {fmt(results[name]['final'])}")
+    log("held-out results (IoU per class in %: " + " ".join(scenes.INDOOR_CLASSES[1:]) + "):")
+    for name in ("untrained", *models):
+        final = untrained if name == "untrained" else results[name]["final"]
+        per_class = " ".join(f"{100 * v:.0f}" for v in final["per_class"][1:].tolist())
+        log(f"  {name:<24} {fmt(final)}  per class: {per_class}")
     out = Path(args.out)
     files = write_pictures(out, models, val)
     log(f"{len(files)} pictures written to {out.resolve()}: " + ", ".join(f.name for f in files))

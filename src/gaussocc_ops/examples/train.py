@@ -37,8 +37,12 @@ VAL_SEED_OFFSET = 10_000
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", default=None, choices=["gloo", "nccl"],
-                   help="torch.distributed backend (default: none when WORLD_SIZE is unset)")
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=["gloo", "nccl"],
+        help="torch.distributed backend (default: none when WORLD_SIZE is unset)",
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-scenes", type=int, default=16)
     p.add_argument("--val-scenes", type=int, default=4)
@@ -79,12 +83,20 @@ def run(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
     net = DistributedDataParallel(model) if world_size > 1 else model
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     log = print if rank == 0 and not args.quiet else (lambda *a, **k: None)
-    log(f"{world_size} process(es) x batch {args.batch_size}, {len(train)} training rooms, "
-        f"{args.val_scenes} held-out rooms, grid {grid.shape}")
+    log(
+        f"{world_size} process(es) x batch {args.batch_size}, {len(train)} training rooms, "
+        f"{args.val_scenes} held-out rooms, grid {grid.shape}"
+    )
     step_losses, epochs = [], []
     for epoch in range(args.epochs):
-        order = batch_order(len(train), args.batch_size, epoch=epoch, seed=args.seed,
-                            rank=rank, world_size=world_size)
+        order = batch_order(
+            len(train),
+            args.batch_size,
+            epoch=epoch,
+            seed=args.seed,
+            rank=rank,
+            world_size=world_size,
+        )
         bar = ProgressBar(len(order), prefix=f"epoch {epoch + 1}/{args.epochs} ")
         net.train()
         for i, index in enumerate(order):
@@ -101,11 +113,18 @@ def run(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
             metric.sync()
         r = metric.compute()
         n = len(order)
-        epochs.append({"loss": sum(step_losses[-n:]) / max(n, 1), "sc_iou": float(r["iou"]),
-                       "miou": float(r["miou"])})
+        epochs.append(
+            {
+                "loss": sum(step_losses[-n:]) / max(n, 1),
+                "sc_iou": float(r["iou"]),
+                "miou": float(r["miou"]),
+            }
+        )
         if rank == 0 and not args.quiet:
-            bar.close(f" | val SC-IoU {100 * epochs[-1]['sc_iou']:.1f} "
-                      f"mIoU {100 * epochs[-1]['miou']:.1f}")
+            bar.close(
+                f" | val SC-IoU {100 * epochs[-1]['sc_iou']:.1f} "
+                f"mIoU {100 * epochs[-1]['miou']:.1f}"
+            )
     return {"step_losses": step_losses, "epochs": epochs, "state_dict": model.state_dict()}
 
 

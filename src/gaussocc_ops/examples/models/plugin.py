@@ -26,7 +26,7 @@ from gaussocc_ops.types import Cameras, VoxelGrid
 
 
 class PluginOutput(NamedTuple):
-    """logits: ``[B, C, X, Y, Z]``. depth: ``[B, 1, h, w]`` predicted z-depth on the feature grid."""
+    """logits: ``[B, C, X, Y, Z]``. depth: ``[B, 1, h, w]``, z-depth on the feature grid."""
 
     logits: torch.Tensor
     depth: torch.Tensor
