@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-scenes", type=int, default=16)
     p.add_argument("--val-scenes", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=2, help="per process")
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--gaussrender-weight", type=float, default=0.0)
     p.add_argument("--grid-shape", type=int, nargs=3, default=(30, 30, 18))
     p.add_argument("--voxel-size", type=float, default=0.16)
