@@ -28,12 +28,28 @@ OUTDOOR_CLASSES = ("empty", "road", "sidewalk", "building", "car", "truck", "veg
 EMPTY_CLASS = 0
 
 _INDOOR_COLORS = torch.tensor(
-    [[0, 0, 0], [0.55, 0.45, 0.35], [0.85, 0.85, 0.8], [0.95, 0.95, 0.95], [0.3, 0.4, 0.8],
-     [0.6, 0.35, 0.15], [0.8, 0.2, 0.2], [0.4, 0.6, 0.3], [0.7, 0.5, 0.7]]
+    [
+        [0, 0, 0],
+        [0.55, 0.45, 0.35],
+        [0.85, 0.85, 0.8],
+        [0.95, 0.95, 0.95],
+        [0.3, 0.4, 0.8],
+        [0.6, 0.35, 0.15],
+        [0.8, 0.2, 0.2],
+        [0.4, 0.6, 0.3],
+        [0.7, 0.5, 0.7],
+    ]
 )
 _OUTDOOR_COLORS = torch.tensor(
-    [[0, 0, 0], [0.3, 0.3, 0.32], [0.6, 0.6, 0.55], [0.7, 0.55, 0.45], [0.8, 0.15, 0.15],
-     [0.2, 0.3, 0.7], [0.2, 0.6, 0.2]]
+    [
+        [0, 0, 0],
+        [0.3, 0.3, 0.32],
+        [0.6, 0.6, 0.55],
+        [0.7, 0.55, 0.45],
+        [0.8, 0.15, 0.15],
+        [0.2, 0.3, 0.7],
+        [0.2, 0.6, 0.2],
+    ]
 )
 
 
@@ -105,8 +121,13 @@ def outdoor_grid(shape=(100, 100, 8), voxel_size=0.5) -> VoxelGrid:
     )
 
 
-def make_scene(seed: int, *, outdoor: bool = False, grid: VoxelGrid | None = None,
-               num_objects: tuple[int, int] = (4, 8)) -> Scene:
+def make_scene(
+    seed: int,
+    *,
+    outdoor: bool = False,
+    grid: VoxelGrid | None = None,
+    num_objects: tuple[int, int] = (4, 8),
+) -> Scene:
     """A random room (floor, four walls, ceiling and furniture) or outdoor lot (road, sidewalks,
     buildings, vehicles, trees) filling ``grid`` (default :func:`indoor_grid` /
     :func:`outdoor_grid`)."""
@@ -134,8 +155,13 @@ def make_scene(seed: int, *, outdoor: bool = False, grid: VoxelGrid | None = Non
         ]
         labels += [1, 3, 2, 2, 2, 2]
         floor = z0 + float(t[2])
-        sizes = {4: (1.2, 1.8, 0.5), 5: (0.8, 1.2, 0.75), 6: (0.45, 0.5, 0.9), 7: (0.5, 0.9, 1.6),
-                 8: (0.9, 1.8, 0.8)}
+        sizes = {
+            4: (1.2, 1.8, 0.5),
+            5: (0.8, 1.2, 0.75),
+            6: (0.45, 0.5, 0.9),
+            7: (0.5, 0.9, 1.6),
+            8: (0.9, 1.8, 0.8),
+        }
         margin = float(t[0]) + 0.05
     else:
         x0, y0, _ = lo.tolist()
@@ -205,10 +231,20 @@ def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg=75
         angle = 2 * math.pi * float(u[0])
         center = (lo + hi) / 2
         radius = 0.36 * float(span[:2].min())
-        eye = torch.stack([center[0] + radius * math.cos(angle),
-                           center[1] + radius * math.sin(angle), lo[2] + 1.2 + 0.4 * u[1]])
-        target = torch.stack([center[0] + 0.3 * (u[2] - 0.5) * span[0],
-                              center[1] + 0.3 * (u[3] - 0.5) * span[1], lo[2] + 0.6])
+        eye = torch.stack(
+            [
+                center[0] + radius * math.cos(angle),
+                center[1] + radius * math.sin(angle),
+                lo[2] + 1.2 + 0.4 * u[1],
+            ]
+        )
+        target = torch.stack(
+            [
+                center[0] + 0.3 * (u[2] - 0.5) * span[0],
+                center[1] + 0.3 * (u[3] - 0.5) * span[1],
+                lo[2] + 0.6,
+            ]
+        )
     else:
         x = float(lo[0] + 0.2 * (hi[0] - lo[0]) * u[0])
         eye = torch.tensor([x, float(2.0 * (u[1] - 0.5)), 1.6])
@@ -283,8 +319,14 @@ def render_frame(scene: Scene, camera) -> Frame:
     )
 
 
-def make_batch(seeds, *, outdoor: bool = False, grid: VoxelGrid | None = None, view: int = 0,
-               image_size=(96, 128)) -> Batch:
+def make_batch(
+    seeds,
+    *,
+    outdoor: bool = False,
+    grid: VoxelGrid | None = None,
+    view: int = 0,
+    image_size=(96, 128),
+) -> Batch:
     """Frames of the scenes ``seeds`` (one view each) stacked with their voxel ground truth."""
     grid = grid or (outdoor_grid() if outdoor else indoor_grid())
     frames, labels = [], []

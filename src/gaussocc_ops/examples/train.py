@@ -40,8 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--backend",
         default=None,
-        choices=["gloo", "nccl"],
-        help="torch.distributed backend (default: none when WORLD_SIZE is unset)",
+        choices=["gloo"],
+        help="torch.distributed backend for runs under torchrun (CPU: gloo)",
     )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-scenes", type=int, default=16)
@@ -132,6 +132,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and args.backend is None:
+        raise SystemExit(f"WORLD_SIZE={world_size}: pass --backend gloo to train with DDP")
     distributed = args.backend is not None and world_size > 1
     if distributed:
         dist.init_process_group(args.backend)
