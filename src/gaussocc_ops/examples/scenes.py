@@ -28,19 +28,35 @@ OUTDOOR_CLASSES = ("empty", "road", "sidewalk", "building", "car", "truck", "veg
 EMPTY_CLASS = 0
 
 _INDOOR_COLORS = torch.tensor(
-    [[0, 0, 0], [0.55, 0.45, 0.35], [0.85, 0.85, 0.8], [0.95, 0.95, 0.95], [0.3, 0.4, 0.8],
-     [0.6, 0.35, 0.15], [0.8, 0.2, 0.2], [0.4, 0.6, 0.3], [0.7, 0.5, 0.7]]
+    [
+        [0, 0, 0],
+        [0.55, 0.45, 0.35],
+        [0.85, 0.85, 0.8],
+        [0.95, 0.95, 0.95],
+        [0.3, 0.4, 0.8],
+        [0.6, 0.35, 0.15],
+        [0.8, 0.2, 0.2],
+        [0.4, 0.6, 0.3],
+        [0.7, 0.5, 0.7],
+    ]
 )
 _OUTDOOR_COLORS = torch.tensor(
-    [[0, 0, 0], [0.3, 0.3, 0.32], [0.6, 0.6, 0.55], [0.7, 0.55, 0.45], [0.8, 0.15, 0.15],
-     [0.2, 0.3, 0.7], [0.2, 0.6, 0.2]]
+    [
+        [0, 0, 0],
+        [0.3, 0.3, 0.32],
+        [0.6, 0.6, 0.55],
+        [0.7, 0.55, 0.45],
+        [0.8, 0.15, 0.15],
+        [0.2, 0.3, 0.7],
+        [0.2, 0.6, 0.2],
+    ]
 )
 
 
 @dataclass
 class Scene:
-    """Boxes ``[K, 6]`` as ``(x0, y0, z0, x1, y1, z1)`` with ``labels [K]`` and instance ``ids [K]``;
-    later boxes win where boxes overlap. ``bounds`` is the region cameras stay in."""
+    """Boxes ``[K, 6]`` as ``(x0, y0, z0, x1, y1, z1)`` with ``labels [K]`` and instance
+    ``ids [K]``; later boxes win where boxes overlap. ``bounds`` is the region cameras stay in."""
 
     boxes: torch.Tensor
     labels: torch.Tensor
@@ -93,7 +109,6 @@ class Batch:
 
 def indoor_grid(shape=(60, 60, 36), voxel_size=0.08) -> VoxelGrid:
     """The room's grid (Occ-ScanNet local style: 60x60x36 voxels of 8 cm by default)."""
-    size = [s * voxel_size for s in shape]
     return VoxelGrid(origin=(0.0, 0.0, 0.0), voxel_size=voxel_size, shape=tuple(shape))
 
 
@@ -106,8 +121,13 @@ def outdoor_grid(shape=(100, 100, 8), voxel_size=0.5) -> VoxelGrid:
     )
 
 
-def make_scene(seed: int, *, outdoor: bool = False, grid: VoxelGrid | None = None,
-               num_objects: tuple[int, int] = (4, 8)) -> Scene:
+def make_scene(
+    seed: int,
+    *,
+    outdoor: bool = False,
+    grid: VoxelGrid | None = None,
+    num_objects: tuple[int, int] = (4, 8),
+) -> Scene:
     """A random room (floor, four walls, ceiling and furniture) or outdoor lot (road, sidewalks,
     buildings, vehicles, trees) filling ``grid`` (default :func:`indoor_grid` /
     :func:`outdoor_grid`)."""
@@ -135,8 +155,13 @@ def make_scene(seed: int, *, outdoor: bool = False, grid: VoxelGrid | None = Non
         ]
         labels += [1, 3, 2, 2, 2, 2]
         floor = z0 + float(t[2])
-        sizes = {4: (1.2, 1.8, 0.5), 5: (0.8, 1.2, 0.75), 6: (0.45, 0.5, 0.9), 7: (0.5, 0.9, 1.6),
-                 8: (0.9, 1.8, 0.8)}
+        sizes = {
+            4: (1.2, 1.8, 0.5),
+            5: (0.8, 1.2, 0.75),
+            6: (0.45, 0.5, 0.9),
+            7: (0.5, 0.9, 1.6),
+            8: (0.9, 1.8, 0.8),
+        }
         margin = float(t[0]) + 0.05
     else:
         x0, y0, _ = lo.tolist()
@@ -184,7 +209,9 @@ def voxel_labels(scene: Scene, grid: VoxelGrid) -> torch.Tensor:
     """``[X, Y, Z]`` int64 class of every voxel centre (the last box containing it; empty = 0)."""
     centers = grid.centers().reshape(-1, 1, 3)
     inside = ((centers >= scene.boxes[None, :, :3]) & (centers < scene.boxes[None, :, 3:])).all(-1)
-    last = torch.where(inside, torch.arange(len(scene.boxes)), torch.full_like(inside, -1, dtype=torch.long))
+    last = torch.where(
+        inside, torch.arange(len(scene.boxes)), torch.full_like(inside, -1, dtype=torch.long)
+    )
     winner = last.max(dim=1).values
     labels = torch.where(winner >= 0, scene.labels[winner.clamp(min=0)], torch.zeros_like(winner))
     return labels.reshape(grid.shape)
@@ -204,10 +231,20 @@ def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg=75
         angle = 2 * math.pi * float(u[0])
         center = (lo + hi) / 2
         radius = 0.36 * float(span[:2].min())
-        eye = torch.stack([center[0] + radius * math.cos(angle), center[1] + radius * math.sin(angle),
-                           lo[2] + 1.2 + 0.4 * u[1]])
-        target = torch.stack([center[0] + 0.3 * (u[2] - 0.5) * span[0],
-                              center[1] + 0.3 * (u[3] - 0.5) * span[1], lo[2] + 0.6])
+        eye = torch.stack(
+            [
+                center[0] + radius * math.cos(angle),
+                center[1] + radius * math.sin(angle),
+                lo[2] + 1.2 + 0.4 * u[1],
+            ]
+        )
+        target = torch.stack(
+            [
+                center[0] + 0.3 * (u[2] - 0.5) * span[0],
+                center[1] + 0.3 * (u[3] - 0.5) * span[1],
+                lo[2] + 0.6,
+            ]
+        )
     else:
         x = float(lo[0] + 0.2 * (hi[0] - lo[0]) * u[0])
         eye = torch.tensor([x, float(2.0 * (u[1] - 0.5)), 1.6])
@@ -222,7 +259,9 @@ def render_frame(scene: Scene, camera) -> Frame:
     z-depth, semantics and instances, plus the visible objects' 2D boxes and areas."""
     K, cam2world, (H, W) = camera
     v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
-    dirs_cam = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
+    dirs_cam = torch.stack(
+        [(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1
+    )
     dirs = dirs_cam.reshape(-1, 3) @ cam2world[:3, :3].T  # not normalised: t is camera z
     origin = cam2world[:3, 3]
     inv = 1.0 / torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
@@ -263,7 +302,8 @@ def render_frame(scene: Scene, camera) -> Frame:
             continue
         rows = mask.any(1).nonzero()[:, 0]
         cols = mask.any(0).nonzero()[:, 0]
-        boxes2d.append([float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)])
+        c0, r0 = float(cols.min()), float(rows.min())
+        boxes2d.append([c0, r0, float(cols.max() + 1), float(rows.max() + 1)])
         areas.append(count)
         inst_labels.append(int(scene.labels[i]))
     return Frame(
@@ -279,8 +319,14 @@ def render_frame(scene: Scene, camera) -> Frame:
     )
 
 
-def make_batch(seeds, *, outdoor: bool = False, grid: VoxelGrid | None = None, view: int = 0,
-               image_size=(96, 128)) -> Batch:
+def make_batch(
+    seeds,
+    *,
+    outdoor: bool = False,
+    grid: VoxelGrid | None = None,
+    view: int = 0,
+    image_size=(96, 128),
+) -> Batch:
     """Frames of the scenes ``seeds`` (one view each) stacked with their voxel ground truth."""
     grid = grid or (outdoor_grid() if outdoor else indoor_grid())
     frames, labels = [], []

@@ -4,12 +4,14 @@
 * :class:`ViPOccDepthBranch` — ViPOcc's depth branch (inverse-depth alignment, SNOG patches,
   temporal alignment and reconstruction consistency).
 * :class:`SGROccLifter` — SGR-OCC's soft-gated lifting and ray-constrained refinement.
+* :class:`GaussRenderPlugin` — a voxel model trained with or without GaussRender's loss.
 
 Each uses :class:`TinyBackbone` where the papers use a foundation model (VGGT, Depth Anything).
 """
 
 from gaussocc_ops.examples.models.backbone import TinyBackbone
 from gaussocc_ops.examples.models.gpocc import GPOccLite, GPOccOutput
+from gaussocc_ops.examples.models.plugin import GaussRenderPlugin, PluginOutput, sensor_cameras
 from gaussocc_ops.examples.models.sgrocc import SGROccLifter, SGROccOutput
 from gaussocc_ops.examples.models.vipocc import (
     ViewPair,
@@ -22,6 +24,8 @@ from gaussocc_ops.examples.models.vipocc import (
 __all__ = [
     "GPOccLite",
     "GPOccOutput",
+    "GaussRenderPlugin",
+    "PluginOutput",
     "SGROccLifter",
     "SGROccOutput",
     "TinyBackbone",
@@ -30,4 +34,5 @@ __all__ = [
     "ViewPair",
     "make_view_pair",
     "noisy_prior",
+    "sensor_cameras",
 ]
