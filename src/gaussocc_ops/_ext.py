@@ -73,6 +73,11 @@ def build_info() -> dict:
     ``cpu_kernels`` (bool), ``cuda_kernels`` (bool), ``cuda_archs`` (tuple of str),
     ``ops`` (sorted names of the registered ops), ``torch`` and ``torch_cuda`` (versions the
     extension was built against) and ``cuda_available`` (a CUDA device is usable now).
+
+    Example:
+        >>> info = build_info()
+        >>> sorted(info)[:3], "rasterize" in info["ops"] or not info["extension"]
+        (['cpu_kernels', 'cuda_archs', 'cuda_available'], True)
     """
     ops: list[str] = []
     if _C is not None:

@@ -14,6 +14,11 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up=(0.0, 0.0, 1.0)) -> torc
     ``target [..., 3]``, with the image's "up" (-y) towards ``up``.
 
     When the viewing direction is parallel to ``up`` the world x axis serves as image right.
+
+    Example:
+        >>> vm = look_at(torch.tensor([0.0, 0.0, 0.0]), torch.tensor([5.0, 0.0, 0.0]))
+        >>> (vm @ torch.tensor([5.0, 0.0, 0.0, 1.0])).tolist()  # straight ahead, 5 m away
+        [0.0, 0.0, 5.0, 1.0]
     """
     eye = torch.as_tensor(eye, dtype=torch.get_default_dtype()) if not torch.is_tensor(eye) else eye
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device)
@@ -37,7 +42,12 @@ def pinhole_intrinsics(
     width: int, height: int, fov_x_deg: float, *, dtype=torch.float32, device=None
 ):
     """``[3, 3]`` intrinsics of a pinhole camera with horizontal field of view ``fov_x_deg``,
-    square pixels and the principal point at the image centre."""
+    square pixels and the principal point at the image centre.
+
+    Example:
+        >>> pinhole_intrinsics(640, 480, 90.0)[0].tolist()  # f = 320 for a 90 degree field of view
+        [320.0, 0.0, 320.0]
+    """
     import math
 
     f = 0.5 * width / math.tan(math.radians(fov_x_deg) / 2)
@@ -60,6 +70,12 @@ def bev(
     columns follow world +x and rows follow world -y, so the picture reads like a map with +y up.
     ``resolution`` is ``(height, width)`` in pixels or one int for both. Depth is the distance
     below the camera. Returns ``Cameras`` with a single view, ``[1, 4, 4]``.
+
+    Example:
+        >>> grid = VoxelGrid.from_bounds((-50, -50, -5), (50, 50, 3), (200, 200, 16))
+        >>> cam = bev(grid, 400)
+        >>> cam.model, cam.Ks[0, 0, 0].item()  # 4 pixels per metre
+        ('ortho', 4.0)
     """
     if isinstance(resolution, int):
         resolution = (resolution, resolution)
@@ -87,7 +103,15 @@ def bev(
 
 
 def resized(cams: Cameras, height: int, width: int) -> Cameras:
-    """The same cameras rendering ``height x width`` pixels (intrinsics scaled accordingly)."""
+    """The same cameras rendering ``height x width`` pixels (intrinsics scaled accordingly).
+
+    Example:
+        >>> K = pinhole_intrinsics(640, 480, 90.0)[None]
+        >>> cams = Cameras(torch.eye(4)[None], K, width=640, height=480)
+        >>> small = resized(cams, 240, 320)
+        >>> (small.width, small.height), small.Ks[0, 0].tolist()
+        ((320, 240), [160.0, 0.0, 160.0])
+    """
     sx, sy = width / cams.width, height / cams.height
     scale = torch.tensor([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], dtype=cams.Ks.dtype,
                          device=cams.Ks.device)

@@ -77,7 +77,7 @@ def splat(
         >>> cams = Cameras(torch.eye(4)[None], K, width=64, height=64)
         >>> out = splat(g, cams)
         >>> out.features.shape, round(out.alpha.max().item(), 3)
-        (torch.Size([1, 64, 64, 3]), 0.999)
+        (torch.Size([1, 64, 64, 3]), 0.99)
     """
     if not isinstance(gaussians, Gaussians):
         raise TypeError(f"gaussians must be gaussocc_ops.Gaussians, got {type(gaussians).__name__}")

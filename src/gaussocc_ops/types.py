@@ -179,6 +179,14 @@ class Cameras:
         model: ``"pinhole"`` or ``"ortho"`` (true orthographic, e.g. a BEV camera).
 
     Depth is the camera-frame ``z`` for both models.
+
+    Example:
+        >>> K = torch.tensor([[[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]]])
+        >>> viewmat = torch.eye(4)
+        >>> viewmat[:3, 3] = torch.tensor([1.0, 2.0, 3.0])  # world -> camera translation
+        >>> cams = Cameras(viewmat[None], K, width=128, height=96)
+        >>> cams.num_views, cams.centers()[0].tolist()  # the camera sits at -t
+        (1, [-1.0, -2.0, -3.0])
     """
 
     viewmats: torch.Tensor
@@ -260,6 +268,11 @@ class VoxelGrid:
         origin: world position of the grid's minimum corner (3 floats).
         voxel_size: voxel edge lengths (3 floats; a single float means cubic voxels).
         shape: number of voxels ``(X, Y, Z)``.
+
+    Example:
+        >>> grid = VoxelGrid.from_bounds((-50, -50, -5), (50, 50, 3), (200, 200, 16))
+        >>> grid.voxel_size, grid.centers().shape, grid.centers()[0, 0, 0].tolist()
+        ((0.5, 0.5, 0.5), torch.Size([200, 200, 16, 3]), [-49.75, -49.75, -4.75])
     """
 
     origin: tuple[float, float, float]

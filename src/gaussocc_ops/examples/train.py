@@ -18,6 +18,7 @@ as one process with batch ``N b`` (up to float rounding).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def main(argv=None) -> dict:
             torch.save(result, args.save)
     finally:
         if distributed:
+            # DDP's reducer holds the process group; free it (it sits in reference cycles) so the
+            # group's threads are joined here and not torn down during interpreter exit.
+            gc.collect()
+            dist.barrier()
             dist.destroy_process_group()
     return result
 

@@ -70,6 +70,13 @@ def warp_to_target(
         target_to_source: ``[B, 4, 4]`` relative pose mapping target-camera points to the source
             camera. Ks: ``[B, 3, 3]`` intrinsics shared by both views.
         min_depth: projections with source-frame z below this are invalid.
+
+    Example:
+        >>> src = torch.rand(1, 3, 8, 10)
+        >>> K = torch.tensor([[[10.0, 0, 5], [0, 10.0, 4], [0, 0, 1]]])
+        >>> w = warp_to_target(src, torch.full((1, 8, 10), 2.0), torch.eye(4)[None], K)
+        >>> bool(w.valid.all()), torch.allclose(w.image, src, atol=1e-5)  # identity pose
+        (True, True)
     """
     B, _, H, W = source.shape
     points = pixel_rays(Ks, H, W) * target_depth.unsqueeze(-1)

@@ -11,7 +11,14 @@ from gaussocc_ops.metrics.base import Metric, safe_ratio
 
 def occupancy_boundary(occupied: torch.Tensor) -> torch.Tensor:
     """Boundary voxels of ``occupied [B, X, Y, Z]``: occupied voxels with at least one
-    6-connected neighbour inside the grid that is free."""
+    6-connected neighbour inside the grid that is free.
+
+    Example:
+        >>> occ = torch.zeros(1, 5, 5, 5, dtype=torch.bool)
+        >>> occ[0, 1:4, 1:4, 1:4] = True  # a 3x3x3 cube: all but its centre are boundary
+        >>> int(occupancy_boundary(occ).sum())
+        26
+    """
     padded = F.pad(occupied.to(torch.uint8), (1, 1, 1, 1, 1, 1), value=1).bool()
     X, Y, Z = occupied.shape[-3:]
     free_neighbour = torch.zeros_like(occupied)

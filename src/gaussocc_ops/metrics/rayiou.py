@@ -18,7 +18,13 @@ from gaussocc_ops.types import VoxelGrid
 def ray_pattern(num_azimuths: int, pitch_degrees: Sequence[float]) -> torch.Tensor:
     """Unit directions ``[P * A, 3]`` of a spinning sensor: azimuths ``2 pi k / A`` around z,
     elevations ``pitch_degrees`` above the xy plane; ``(cos e cos a, cos e sin a, sin e)``, with
-    components below 1e-12 set to exactly 0."""
+    components below 1e-12 set to exactly 0.
+
+    Example:
+        >>> dirs = ray_pattern(4, [0.0])  # four horizontal rays
+        >>> dirs.tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    """
     az = torch.arange(num_azimuths, dtype=torch.float64) * (2 * math.pi / num_azimuths)
     el = torch.deg2rad(torch.as_tensor(list(pitch_degrees), dtype=torch.float64))
     e, a = torch.meshgrid(el, az, indexing="ij")
