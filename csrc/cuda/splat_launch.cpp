@@ -54,12 +54,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cuda(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& viewmats,
     const at::Tensor& Ks, const at::Tensor& radii, const at::Tensor& g_means2d, const at::Tensor& g_conics,
     const at::Tensor& g_depths, int64_t width, int64_t height, double eps2d, bool ortho) {
-  const auto sz = check_project_inputs(means, quats, scales, viewmats, Ks);
+  const auto sz = check_project_backward_inputs(means, quats, scales, viewmats, Ks, radii, g_means2d, g_conics,
+                                                g_depths);
   const auto dt = means.scalar_type();
-  check_input(radii, "radii", {sz.B, sz.V, sz.N, 2}, at::kInt, means.device());
-  check_input(g_means2d, "g_means2d", {sz.B, sz.V, sz.N, 2}, dt, means.device());
-  check_input(g_conics, "g_conics", {sz.B, sz.V, sz.N, 3}, dt, means.device());
-  check_input(g_depths, "g_depths", {sz.B, sz.V, sz.N}, dt, means.device());
   const c10::cuda::CUDAGuard guard(means.device());
   auto g_means = at::empty_like(means);
   auto g_quats = at::empty_like(quats);
@@ -134,19 +131,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
     const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
     int64_t width, int64_t height, int64_t tile_size) {
-  const auto sz = check_raster_inputs(means2d, conics, depths, opacities, features, width, height, tile_size);
+  const auto sz = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids, offsets,
+                                               ids, g_feat, g_depth, g_alpha, width, height, tile_size);
   const c10::cuda::CUDAGuard guard(means2d.device());
   const auto s = tile_shape(sz.B * sz.V, sz.N, width, height, tile_size);
   const auto dt = means2d.scalar_type();
-  const auto dev = means2d.device();
-  check_input(alpha, "alpha", {sz.B, sz.V, height, width}, dt, dev);
-  check_input(last_ids, "last_ids", {sz.B, sz.V, height, width}, at::kInt, dev);
-  check_input(offsets, "tile_offsets", {s.images * s.tiles + 1}, at::kLong, dev);
-  TORCH_CHECK(ids.dim() == 1 && ids.scalar_type() == at::kInt && ids.is_contiguous() && ids.device() == dev,
-              "flat_ids must be a contiguous int32 [M] tensor on ", dev);
-  check_input(g_feat, "g_features", {sz.B, sz.V, height, width, sz.C}, dt, dev);
-  check_input(g_depth, "g_depth", {sz.B, sz.V, height, width}, dt, dev);
-  check_input(g_alpha, "g_alpha", {sz.B, sz.V, height, width}, dt, dev);
   auto g_means2d = at::zeros_like(means2d);
   auto g_conics = at::zeros_like(conics);
   auto g_depths = at::zeros_like(depths);

@@ -58,4 +58,44 @@ inline RasterSizes check_raster_inputs(const at::Tensor& means2d, const at::Tens
   return {B, V, N, C};
 }
 
+// Inputs of project_gaussians_backward beyond those of the forward.
+inline ProjectSizes check_project_backward_inputs(const at::Tensor& means, const at::Tensor& quats,
+                                                  const at::Tensor& scales, const at::Tensor& viewmats,
+                                                  const at::Tensor& Ks, const at::Tensor& radii,
+                                                  const at::Tensor& g_means2d, const at::Tensor& g_conics,
+                                                  const at::Tensor& g_depths) {
+  const auto sz = check_project_inputs(means, quats, scales, viewmats, Ks);
+  const auto dt = means.scalar_type();
+  const auto dev = means.device();
+  check_input(radii, "radii", {sz.B, sz.V, sz.N, 2}, at::kInt, dev);
+  check_input(g_means2d, "g_means2d", {sz.B, sz.V, sz.N, 2}, dt, dev);
+  check_input(g_conics, "g_conics", {sz.B, sz.V, sz.N, 3}, dt, dev);
+  check_input(g_depths, "g_depths", {sz.B, sz.V, sz.N}, dt, dev);
+  return sz;
+}
+
+// Inputs of rasterize_backward: the forward's plus what the forward returned and the image
+// gradients.
+inline RasterSizes check_raster_backward_inputs(const at::Tensor& means2d, const at::Tensor& conics,
+                                                const at::Tensor& depths, const at::Tensor& opacities,
+                                                const at::Tensor& features, const at::Tensor& alpha,
+                                                const at::Tensor& last_ids, const at::Tensor& offsets,
+                                                const at::Tensor& ids, const at::Tensor& g_feat,
+                                                const at::Tensor& g_depth, const at::Tensor& g_alpha,
+                                                int64_t width, int64_t height, int64_t tile_size) {
+  const auto sz = check_raster_inputs(means2d, conics, depths, opacities, features, width, height, tile_size);
+  const auto dt = means2d.scalar_type();
+  const auto dev = means2d.device();
+  const int64_t tiles = ((width + tile_size - 1) / tile_size) * ((height + tile_size - 1) / tile_size);
+  check_input(alpha, "alpha", {sz.B, sz.V, height, width}, dt, dev);
+  check_input(last_ids, "last_ids", {sz.B, sz.V, height, width}, at::kInt, dev);
+  check_input(offsets, "tile_offsets", {sz.B * sz.V * tiles + 1}, at::kLong, dev);
+  TORCH_CHECK(ids.dim() == 1 && ids.scalar_type() == at::kInt && ids.is_contiguous() && ids.device() == dev,
+              "flat_ids must be a contiguous int32 [M] tensor on ", dev);
+  check_input(g_feat, "g_features", {sz.B, sz.V, height, width, sz.C}, dt, dev);
+  check_input(g_depth, "g_depth", {sz.B, sz.V, height, width}, dt, dev);
+  check_input(g_alpha, "g_alpha", {sz.B, sz.V, height, width}, dt, dev);
+  return sz;
+}
+
 }  // namespace gaussocc
