@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
-from gaussocc_ops.metrics.base import Metric, mean_over, safe_ratio
+from gaussocc_ops.metrics.base import CountMetric, mean_over, safe_ratio
 
 
-class SSCMetrics(Metric):
+class SSCMetrics(CountMetric):
     """SC-IoU and mIoU accumulated over a dataset (SSC protocol of MonoScene / SemanticKITTI).
 
     Over valid voxels (``target != ignore_index`` and ``mask``):
@@ -23,6 +23,10 @@ class SSCMetrics(Metric):
     A class with ``TP + FP + FN = 0`` over the dataset (absent from GT and never predicted) has
     IoU 0; ``absent="zero"`` (MonoScene) keeps it in the mean as 0, ``absent="exclude"`` leaves
     it out. Ratios with a zero denominator are 0, never NaN.
+
+    A ``torchmetrics.Metric``: ``compute()`` sums the counts over the distributed ranks,
+    ``forward(pred, target)`` returns the batch's values and accumulates them; ``kwargs`` are
+    torchmetrics' options (``sync_on_compute``, ``process_group``, ...).
 
     Example:
         >>> m = SSCMetrics(num_classes=3, empty_class=0)
@@ -39,16 +43,22 @@ class SSCMetrics(Metric):
         *,
         ignore_index: int | None = 255,
         absent: Literal["zero", "exclude"] = "zero",
-        device: torch.device | str | None = None,
+        **kwargs: Any,
     ) -> None:
         check_class_args(num_classes, empty_class, absent)
-        super().__init__(device)
+        super().__init__(**kwargs)
         self.num_classes = num_classes
         self.empty_class = empty_class
         self.ignore_index = ignore_index
         self.absent = absent
-        self.add_state("geo_counts", (3,))  # TP, FP, FN
-        self.add_state("class_counts", (3, num_classes))
+        self.add_count("geo_counts", (3,))  # TP, FP, FN
+        self.add_count("class_counts", (3, num_classes))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, empty_class={self.empty_class}, "
+            f"ignore_index={self.ignore_index}, absent={self.absent!r}"
+        )
 
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
@@ -78,21 +88,20 @@ class SSCMetrics(Metric):
                 f"labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})"
             )
         p_occ, t_occ = p != self.empty_class, t != self.empty_class
-        self._add(
+        self.accumulate(
             "geo_counts",
             torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
         )
         tp = torch.bincount(t[p == t], minlength=C)
         pred_count = torch.bincount(p, minlength=C)
         true_count = torch.bincount(t, minlength=C)
-        self._add("class_counts", torch.stack([tp, pred_count - tp, true_count - tp]))
+        self.accumulate("class_counts", torch.stack([tp, pred_count - tp, true_count - tp]))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``precision``, ``recall``, ``iou`` (geometry), ``iou_per_class [C]`` (the empty class's
         entry is its own IoU, not used in the mean) and ``miou``."""
-        s = self.states()
-        tp, fp, fn = s["geo_counts"]
-        ctp, cfp, cfn = s["class_counts"]
+        tp, fp, fn = self.geo_counts
+        ctp, cfp, cfn = self.class_counts
         union = ctp + cfp + cfn
         iou_c = safe_ratio(ctp, union)
         include = torch.ones_like(iou_c, dtype=torch.bool)
