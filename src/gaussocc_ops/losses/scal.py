@@ -19,7 +19,12 @@ import math
 import torch
 from torch import nn
 
-from gaussocc_ops.losses._common import check_logits_target, log_softmax_pair
+from gaussocc_ops.losses._common import (
+    check_logits_target,
+    log_sigmoid,
+    log_softmax_pair,
+    logit_gap,
+)
 
 
 def _masked_logsumexp(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -45,10 +50,10 @@ def _affinity_terms(log_q: torch.Tensor, log_1mq: torch.Tensor, t: torch.Tensor)
     )
 
 
-def _valid_log_probs(
+def _valid_logits(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(log p, log(1 - p))`` ``[N, C]`` and labels ``[N]`` of the valid voxels."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[N, C]`` (``C >= 2``) and labels ``[N]`` of the valid voxels."""
     x = check_logits_target(logits, target)
     C = x.shape[1]
     if C < 2:
@@ -58,8 +63,7 @@ def _valid_log_probs(
     if ignore_index is not None:
         keep = flat_t != ignore_index
         flat, flat_t = flat[keep], flat_t[keep]
-    log_p, log_1mp = log_softmax_pair(flat, dim=1)
-    return log_p, log_1mp, flat_t
+    return flat, flat_t
 
 
 def geo_scal_loss(
@@ -90,11 +94,12 @@ def geo_scal_loss(
         raise ValueError(
             f"empty_class must lie in [0, {C}) for logits {tuple(logits.shape)}, got {empty_class}"
         )
-    log_p, log_1mp, t = _valid_log_probs(logits, target, ignore_index)
-    e = slice(empty_class, empty_class + 1)
-    # q = 1 - p_empty: log q = log(1 - p_empty), log(1 - q) = log p_empty
+    x, t = _valid_logits(logits, target, ignore_index)
+    # p_empty = sigmoid(u) with u the empty class's logit gap: log q = log(1 - p_empty) =
+    # log_sigmoid(-u) and log(1 - q) = log p_empty = log_sigmoid(u)
+    u = logit_gap(x, torch.full_like(t, empty_class).unsqueeze(1), dim=1)
     occupied = (t != empty_class).unsqueeze(1)
-    return _affinity_terms(log_1mp[:, e], log_p[:, e], occupied).sum()
+    return _affinity_terms(log_sigmoid(-u), log_sigmoid(u), occupied).sum()
 
 
 def sem_scal_loss(
@@ -116,7 +121,8 @@ def sem_scal_loss(
     Example:
         >>> loss = sem_scal_loss(torch.randn(1, 4, 8, 8, 4), torch.randint(0, 4, (1, 8, 8, 4)))
     """
-    log_p, log_1mp, t = _valid_log_probs(logits, target, ignore_index)
+    x, t = _valid_logits(logits, target, ignore_index)
+    log_p, log_1mp = log_softmax_pair(x, dim=1)
     C = log_p.shape[1]
     onehot = t.unsqueeze(1) == torch.arange(C, device=t.device)
     present = onehot.any(0)
