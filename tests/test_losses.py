@@ -461,21 +461,12 @@ def test_scal_losses_saturated_gradients_match_finite_differences():
 
 
 def test_scal_losses_equal_monoscene_until_its_bce_saturates():
-    logits, target = rand_case(11, C=3, S=(4, 4, 2), dtype=torch.float32)
-    for got, want in zip(
-        (L.geo_scal_loss(logits, target, empty_class=0), L.sem_scal_loss(logits, target)),
-        monoscene_scal(logits, target, 0),
-        strict=True,
-    ):
-        assert got.item() == pytest.approx(want.item(), rel=1e-5)
-    # margin 20: every ratio is above e^-100, the two agree
-    logits, target, _, _ = confidently_wrong(20.0, torch.float64)
-    for got, want in zip(
-        (L.geo_scal_loss(logits, target, empty_class=0), L.sem_scal_loss(logits, target)),
-        monoscene_scal(logits, target, 0),
-        strict=True,
-    ):
-        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    random = rand_case(11, C=3, S=(4, 4, 2), dtype=torch.float32)
+    margin20 = confidently_wrong(20.0, torch.float64)[:2]  # every ratio above e^-100
+    for (logits, target), rel in ((random, 1e-5), (margin20, 1e-12)):
+        ours = (L.geo_scal_loss(logits, target, empty_class=0), L.sem_scal_loss(logits, target))
+        for got, want in zip(ours, monoscene_scal(logits, target, 0), strict=True):
+            assert got.item() == pytest.approx(want.item(), rel=rel)
     # margin 1000: MonoScene's terms stop at 100 each (at most 300 per class); ours go on
     logits, target, voxels, labels = confidently_wrong(1000.0, torch.float64)
     mono_geo, mono_sem = monoscene_scal(logits, target, 0)

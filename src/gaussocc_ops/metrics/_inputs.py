@@ -49,3 +49,15 @@ def check_class_args(num_classes: int, empty_class: int, absent: str) -> None:
         raise ValueError(f"empty_class must lie in [0, {num_classes}), got {empty_class}")
     if absent not in ("zero", "exclude"):
         raise ValueError(f"absent must be 'zero' or 'exclude', got {absent!r}")
+
+
+def valid_voxels(
+    target: torch.Tensor, ignore_index: int | None, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Bool ``[...]``: ``target != ignore_index`` (everything with ``None``) and ``mask``."""
+    valid = (
+        torch.ones_like(target, dtype=torch.bool)
+        if ignore_index is None
+        else target != ignore_index
+    )
+    return valid if mask is None else valid & mask

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
 import torchmetrics
+
+from gaussocc_ops.metrics._inputs import check_class_args
 
 
 class CountMetric(torchmetrics.Metric):
@@ -29,6 +33,50 @@ class CountMetric(torchmetrics.Metric):
         """Add ``value`` (any numeric dtype, broadcastable) to the count state ``name``."""
         state = getattr(self, name)
         state += value.detach().to(device=state.device, dtype=torch.float64)
+
+
+class ClassIoUMetric(CountMetric):
+    """A :class:`CountMetric` of occupancy (``geo_counts``: TP, FP, FN) and per-class
+    (``class_counts [3, C]``: TP, FP, FN) confusion counts, with the options and the IoU / mIoU
+    arithmetic that :class:`SSCMetrics` and :class:`BEVIoU` share."""
+
+    higher_is_better = True
+
+    def __init__(
+        self,
+        num_classes: int,
+        empty_class: int,
+        *,
+        ignore_index: int | None = 255,
+        absent: Literal["zero", "exclude"] = "zero",
+        **kwargs: Any,
+    ) -> None:
+        check_class_args(num_classes, empty_class, absent)
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.empty_class = empty_class
+        self.ignore_index = ignore_index
+        self.absent = absent
+        self.add_count("geo_counts", (3,))  # TP, FP, FN
+        self.add_count("class_counts", (3, num_classes))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, empty_class={self.empty_class}, "
+            f"ignore_index={self.ignore_index}, absent={self.absent!r}"
+        )
+
+    def class_iou(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(iou_per_class [C], miou)``: ``TP / (TP + FP + FN)`` per class (0 for a zero
+        union) and its mean over the non-empty classes under the ``absent`` rule."""
+        tp, fp, fn = self.class_counts
+        union = tp + fp + fn
+        iou = safe_ratio(tp, union)
+        include = torch.ones_like(iou, dtype=torch.bool)
+        include[self.empty_class] = False
+        if self.absent == "exclude":
+            include &= union > 0
+        return iou, mean_over(iou, include)
 
 
 def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import torch
 import torch.nn.functional as F
 
-from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
-from gaussocc_ops.metrics.base import CountMetric, mean_over, safe_ratio
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
+from gaussocc_ops.metrics.base import ClassIoUMetric, safe_ratio
 
 
-class BEVIoU(CountMetric):
+class BEVIoU(ClassIoUMetric):
     """IoU of BEV maps obtained by collapsing ``[B, X, Y, Z]`` label volumes over ``Z``.
 
     Only valid voxels (``target != ignore_index`` and ``mask``) take part; a column is evaluated
@@ -29,30 +27,6 @@ class BEVIoU(CountMetric):
         1.0
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        empty_class: int,
-        *,
-        ignore_index: int | None = 255,
-        absent: Literal["zero", "exclude"] = "zero",
-        **kwargs: Any,
-    ) -> None:
-        check_class_args(num_classes, empty_class, absent)
-        super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.empty_class = empty_class
-        self.ignore_index = ignore_index
-        self.absent = absent
-        self.add_count("geo_counts", (3,))
-        self.add_count("class_counts", (3, num_classes))
-
-    def extra_repr(self) -> str:
-        return (
-            f"num_classes={self.num_classes}, empty_class={self.empty_class}, "
-            f"ignore_index={self.ignore_index}, absent={self.absent!r}"
-        )
-
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> None:
@@ -62,13 +36,7 @@ class BEVIoU(CountMetric):
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 4)
         C = self.num_classes
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         for name, lab in (("pred", pred), ("target", target)):
             bad = valid & ((lab < 0) | (lab >= C))
             if bool(bad.any()):
@@ -98,15 +66,9 @@ class BEVIoU(CountMetric):
     def compute(self) -> dict[str, torch.Tensor]:
         """``iou`` (BEV occupancy), ``iou_per_class [C]`` and ``miou``."""
         tp, fp, fn = self.geo_counts
-        ctp, cfp, cfn = self.class_counts
-        union = ctp + cfp + cfn
-        iou_c = safe_ratio(ctp, union)
-        include = torch.ones_like(iou_c, dtype=torch.bool)
-        include[self.empty_class] = False
-        if self.absent == "exclude":
-            include &= union > 0
+        iou_c, miou = self.class_iou()
         return {
             "iou": safe_ratio(tp, tp + fp + fn),
             "iou_per_class": iou_c,
-            "miou": mean_over(iou_c, include),
+            "miou": miou,
         }

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gaussocc_ops.metrics._inputs import as_labels, check_pair
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
 from gaussocc_ops.metrics.base import CountMetric, safe_ratio
 
 
@@ -59,6 +59,8 @@ class BoundaryF1(CountMetric):
         1.0
     """
 
+    higher_is_better = True
+
     def __init__(
         self,
         empty_class: int,
@@ -89,13 +91,7 @@ class BoundaryF1(CountMetric):
         pred = pred.argmax(1) if pred.dtype.is_floating_point else as_labels("pred", pred, 0)
         target = as_labels("target", target, 0)
         check_pair(pred, target, mask, 4)
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         t_occ = target != self.empty_class
         if self.ignore_index is not None:
             t_occ &= target != self.ignore_index

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import torch
 
-from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
-from gaussocc_ops.metrics.base import CountMetric, mean_over, safe_ratio
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
+from gaussocc_ops.metrics.base import ClassIoUMetric, safe_ratio
 
 
-class SSCMetrics(CountMetric):
+class SSCMetrics(ClassIoUMetric):
     """SC-IoU and mIoU accumulated over a dataset (SSC protocol of MonoScene / SemanticKITTI).
 
     Over valid voxels (``target != ignore_index`` and ``mask``):
@@ -36,30 +34,6 @@ class SSCMetrics(CountMetric):
         (1.0, 1.0)
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        empty_class: int,
-        *,
-        ignore_index: int | None = 255,
-        absent: Literal["zero", "exclude"] = "zero",
-        **kwargs: Any,
-    ) -> None:
-        check_class_args(num_classes, empty_class, absent)
-        super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.empty_class = empty_class
-        self.ignore_index = ignore_index
-        self.absent = absent
-        self.add_count("geo_counts", (3,))  # TP, FP, FN
-        self.add_count("class_counts", (3, num_classes))
-
-    def extra_repr(self) -> str:
-        return (
-            f"num_classes={self.num_classes}, empty_class={self.empty_class}, "
-            f"ignore_index={self.ignore_index}, absent={self.absent!r}"
-        )
-
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> None:
@@ -74,13 +48,7 @@ class SSCMetrics(CountMetric):
         pred = as_labels("pred", pred, self.num_classes)
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 1)
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         p, t = pred[valid], target[valid]
         C = self.num_classes
         if bool(((p < 0) | (p >= C)).any() | ((t < 0) | (t >= C)).any()):
@@ -101,17 +69,11 @@ class SSCMetrics(CountMetric):
         """``precision``, ``recall``, ``iou`` (geometry), ``iou_per_class [C]`` (the empty class's
         entry is its own IoU, not used in the mean) and ``miou``."""
         tp, fp, fn = self.geo_counts
-        ctp, cfp, cfn = self.class_counts
-        union = ctp + cfp + cfn
-        iou_c = safe_ratio(ctp, union)
-        include = torch.ones_like(iou_c, dtype=torch.bool)
-        include[self.empty_class] = False
-        if self.absent == "exclude":
-            include &= union > 0
+        iou_c, miou = self.class_iou()
         return {
             "precision": safe_ratio(tp, tp + fp),
             "recall": safe_ratio(tp, tp + fn),
             "iou": safe_ratio(tp, tp + fp + fn),
             "iou_per_class": iou_c,
-            "miou": mean_over(iou_c, include),
+            "miou": miou,
         }
