@@ -188,6 +188,20 @@ def test_rayiou_no_nan_without_hits():
     assert out["rayiou"].item() == 0.0 and torch.isfinite(out["iou_per_class"]).all()
 
 
+def test_rayiou_origins_per_frame_list_equals_frame_by_frame():
+    grid = go.VoxelGrid((-3.0, -3.0, -1.0), 0.5, (12, 12, 4))
+    pred, gt = rand_labels(13, B=2, shape=(12, 12, 4), C=3, ignore_frac=0.0)
+    gt[torch.rand(gt.shape, generator=torch.Generator().manual_seed(0)) < 0.7] = 0
+    origins = [torch.tensor([[0.1, 0.2, 0.3]]), torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]])]
+    kw = dict(num_azimuths=12, pitch_degrees=[-10.0, 5.0])
+    together, apart = M.RayIoU(grid, 3, 0, **kw), M.RayIoU(grid, 3, 0, **kw)
+    together.update(pred, gt, origins)
+    for b in range(2):
+        apart.update(pred[b : b + 1], gt[b : b + 1], origins[b][None])
+    assert torch.equal(together.tp, apart.tp) and together.gt_count.sum() > 0
+    assert torch.equal(together.pred_count, apart.pred_count)
+
+
 # ---------------------------------------------------------------- BEV
 def numpy_bev(pred, target, C, empty):
     p, t = pred.numpy(), target.numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -87,6 +88,7 @@ def log_softmax_pair(x: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch
 
 
 def check_reduction(reduction: str) -> None:
+    """Raise ``ValueError`` unless ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
@@ -113,7 +115,7 @@ def check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 def check_class_vector(
-    name: str, value, num_classes: int, like: torch.Tensor
+    name: str, value: torch.Tensor | Sequence[float] | None, num_classes: int, like: torch.Tensor
 ) -> torch.Tensor | None:
     """A per-class ``[C]`` tensor (or None) on ``like``'s device and dtype."""
     if value is None:
@@ -124,7 +126,10 @@ def check_class_vector(
     return t.to(like.dtype)
 
 
-def check_mask(name: str, mask: torch.Tensor | None, shape, device) -> torch.Tensor | None:
+def check_mask(
+    name: str, mask: torch.Tensor | None, shape: Sequence[int], device: torch.device
+) -> torch.Tensor | None:
+    """``mask`` (or None) checked to be a bool tensor of ``shape`` on ``device``."""
     if mask is None:
         return None
     check_tensor(name, mask)

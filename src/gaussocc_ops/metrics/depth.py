@@ -39,7 +39,12 @@ def median(values: torch.Tensor) -> torch.Tensor:
     return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
 
 
-def crop_mask(height: int, width: int, crop: Literal["garg", "eigen"], device=None) -> torch.Tensor:
+def crop_mask(
+    height: int,
+    width: int,
+    crop: Literal["garg", "eigen"],
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """``[H, W]`` bool mask of the Garg or Eigen evaluation crop of an ``H x W`` GT depth map.
 
     Example:
