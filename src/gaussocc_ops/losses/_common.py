@@ -50,8 +50,7 @@ def logit_gap(x: torch.Tensor, index: torch.Tensor, dim: int = 1) -> torch.Tenso
         >>> f"{log_sigmoid(u).item():.4g}"  # log p_0 = -2 e^-20, not 0
         '-4.122e-09'
     """
-    chosen = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, index, True)
-    rest = torch.logsumexp(x.masked_fill(chosen, -math.inf), dim, keepdim=True)
+    rest = torch.logsumexp(x.scatter(dim, index, -math.inf), dim, keepdim=True)
     return x.gather(dim, index) - rest
 
 
