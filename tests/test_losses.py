@@ -423,15 +423,22 @@ def monoscene_scal(logits, target, empty):
 
 
 def confidently_wrong(m, dtype):
-    """Six voxels of 3 classes (0 empty); each predicts the next class with margin m."""
+    """Six voxels of 3 classes (0 empty); each predicts the next class with margin m (a number,
+    or one per voxel)."""
     labels = [0, 0, 1, 1, 2, 2]
-    voxels = [[m if k == (y + 1) % 3 else 0.0 for k in range(3)] for y in labels]
+    margins = m if isinstance(m, tuple) else (m,) * 6
+    voxels = [
+        [mi if k == (y + 1) % 3 else 0.0 for k in range(3)]
+        for y, mi in zip(labels, margins, strict=True)
+    ]
     logits = torch.tensor(voxels, dtype=dtype).T.reshape(1, 3, 6)
     return logits, torch.tensor([labels]), voxels, labels
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("margin", [0.5, 20.0, 100.0, 1000.0])
+@pytest.mark.parametrize(
+    "margin", [0.5, 20.0, 100.0, 1000.0, (0.5, 100.0, 3.0, 1000.0, 30.0, 60.0)]
+)
 def test_scal_losses_saturated_match_log_space_closed_form(dtype, margin):
     logits, target, voxels, labels = confidently_wrong(margin, dtype)
     x = logits.clone().requires_grad_(True)
@@ -443,7 +450,7 @@ def test_scal_losses_saturated_match_log_space_closed_form(dtype, margin):
     assert sem.item() == pytest.approx(want_sem, rel=rtol)
     (geo + sem).backward()
     assert torch.isfinite(x.grad).all()
-    if margin >= 20:
+    if min(margin if isinstance(margin, tuple) else (margin,)) >= 20:
         # each wrong voxel's target logit gets a gradient of order 1 (the old clamp at
         # -log(1e-7) gave exactly 0 here), pushing it up
         target_grad = x.grad[0].gather(0, target)

@@ -54,35 +54,46 @@ def logit_gap(x: torch.Tensor, index: torch.Tensor, dim: int = 1) -> torch.Tenso
     return x.gather(dim, index) - rest
 
 
-def log_softmax_pair(x: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log p, log(1 - p))`` for ``p = softmax(x)`` along ``dim``, both accurate and finite
+def log_softmax_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p, log(1 - p))`` for ``p = softmax(x)`` over the classes, both accurate and finite
     with finite gradients for finite ``x``.
 
-    Every class but the most likely one has ``p <= 1/2``: ``log p = x - logsumexp(x)`` and
-    ``log(1 - p) = log1p(-p)`` are accurate there. The most likely class uses its
-    :func:`logit_gap` ``u``: ``log p = log_sigmoid(u)``, ``log(1 - p) = log_sigmoid(-u)``, so
-    neither is lost when ``p`` rounds to 1. Needs at least two classes.
+    Every class but the most likely one has ``p <= 1/2``: ``log p`` from ``log_softmax`` and
+    ``log(1 - p) = log1p(-p)`` are accurate there. For the most likely class, ``1 - p`` is the
+    sum ``r`` of the other probabilities (no cancellation): ``log(1 - p) = log r`` and
+    ``log p = log1p(-r)``, so neither is lost when ``p`` rounds to 1. Rows where ``r`` is below
+    ``sqrt`` of the dtype's smallest normal number (a winning margin above ~44 in float32, ~354
+    in float64), whose ``r`` would lose digits or underflow, take the winner's values from its
+    :func:`logit_gap` ``u`` instead: ``log p = log_sigmoid(u)``, ``log(1 - p) = log_sigmoid(-u)``.
 
     Args:
-        x: ``[..., C, ...]`` logits, ``C >= 2`` along ``dim``.
-        dim: the class dimension.
+        x: ``[N, C]`` logits, ``C >= 2``.
 
     Returns:
-        two tensors of ``x``'s shape and dtype.
+        two ``[N, C]`` tensors of ``x``'s dtype.
 
     Example:
         >>> log_p, log_1mp = log_softmax_pair(torch.tensor([[0.0, 200.0]], dtype=torch.float64))
         >>> [f"{v:.4g}" for v in log_1mp[0].tolist()]  # the winner's: -200, not log(0)
         ['-1.384e-87', '-200']
     """
-    top_index = x.argmax(dim, keepdim=True)
-    top = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, top_index, True)
-    u = logit_gap(x, top_index, dim)
-    log_p_rest = x - torch.logsumexp(x, dim, keepdim=True)
-    # the unused branch gets a harmless value so that its gradient is never 0 * inf
-    safe = torch.where(top, torch.full_like(x, -1.0), log_p_rest)
-    log_p = torch.where(top, log_sigmoid(u), log_p_rest)
-    log_1mp = torch.where(top, log_sigmoid(-u), torch.log1p(-safe.exp()))
+    log_p = torch.log_softmax(x, dim=1)
+    p = log_p.exp()
+    top_index = x.argmax(1, keepdim=True)
+    top = torch.zeros_like(x).scatter_(1, top_index, 1.0)  # 0/1, as a factor
+    others = 1.0 - top
+    rest = (p * others).sum(1, keepdim=True)  # 1 - p of the winner
+    exact = rest < math.sqrt(torch.finfo(x.dtype).tiny)
+    # rows left to the exact branch get a harmless value, so that no gradient is 0 * inf
+    safe_rest = torch.where(exact, torch.full_like(rest, 0.5), rest)
+    log_1mp = torch.log1p(-p * others) + top * safe_rest.log()
+    log_p = log_p * others + top * torch.log1p(-safe_rest)
+    if bool(exact.any()):
+        rows = exact.squeeze(1).nonzero().squeeze(1)
+        u = logit_gap(x[rows], top_index[rows], dim=1)
+        cols = top_index[rows].squeeze(1)
+        log_p = log_p.index_put((rows, cols), log_sigmoid(u).squeeze(1))
+        log_1mp = log_1mp.index_put((rows, cols), log_sigmoid(-u).squeeze(1))
     return log_p, log_1mp
 
 

@@ -5,11 +5,13 @@ Each term is ``-log(ratio)`` (binary cross-entropy against 1). A term whose deno
 empty (no GT positive for recall/precision, no GT negative for specificity) is left out instead
 of producing ``0/0``; a frame with no valid voxel gives 0. No NaN on empty frames.
 
-The ratios are never formed: with ``log q`` and ``log(1 - q)`` of every voxel from the logits
-(:func:`gaussocc_ops.losses._common.log_softmax_pair`), each term is a difference of
-log-sum-exps, e.g. ``-log(sum q t / sum q) = logsumexp(log q) - logsumexp_{t=1}(log q)``. Value and
-gradient are finite for every finite logit and the gradient never vanishes because a ratio is
-small; nothing is clamped.
+The ratios are never formed: each term is a difference of logs of sums,
+``-log(sum q t / sum q) = log sum q - log sum q t``, with ``log q`` and ``log(1 - q)`` of every
+voxel taken accurately from the logits (:func:`gaussocc_ops.losses._common.log_softmax_pair`,
+:func:`~gaussocc_ops.losses._common.logit_gap`). A sum too small for linear space (below
+``sqrt`` of the smallest normal number: a saturated prediction) is taken as a ``logsumexp`` of
+the logs instead. Value and gradient are finite for every finite logit and the gradient never
+vanishes because a ratio is small; nothing is clamped.
 """
 
 from __future__ import annotations
@@ -35,15 +37,40 @@ def _masked_logsumexp(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(values.masked_fill(~usable, -math.inf), dim=0)
 
 
+def _log_sums(
+    log_q: torch.Tensor, log_1mq: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(log sum q, log sum q t, log sum (1 - q)(1 - t))`` per column of ``[N, K]`` inputs.
+
+    Summed in linear space, which is exact enough while each sum is at least ``sqrt`` of the
+    smallest normal number; a column with a smaller (or empty) sum is summed in log space with
+    ``logsumexp`` instead (a saturated prediction), so that nothing underflows to ``log 0``."""
+    q, one_minus_q = log_q.exp(), log_1mq.exp()
+    t_f = t.to(q.dtype)
+    sums = torch.stack([q.sum(0), (q * t_f).sum(0), (one_minus_q * (1.0 - t_f)).sum(0)])
+    small = sums < math.sqrt(torch.finfo(sums.dtype).tiny)
+    logs = torch.where(small, torch.ones_like(sums), sums).log()
+    if bool(small.any()):
+        exact = torch.stack(
+            [
+                torch.logsumexp(log_q, dim=0),
+                _masked_logsumexp(log_q, t),
+                _masked_logsumexp(log_1mq, ~t),
+            ]
+        )
+        logs = torch.where(small, exact, logs)
+    return logs[0], logs[1], logs[2]
+
+
 def _affinity_terms(log_q: torch.Tensor, log_1mq: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per column ``k`` of ``[N, K]`` inputs: the sum of the defined terms ``-log precision``,
     ``-log recall`` and ``-log specificity`` of ``q_k`` against the bool targets ``t[:, k]``."""
     n_pos = t.sum(0).to(log_q.dtype)
     n_neg = (~t).sum(0).to(log_q.dtype)
-    log_tp = _masked_logsumexp(log_q, t)  # log sum q t
-    precision = torch.logsumexp(log_q, dim=0) - log_tp
+    log_q_sum, log_tp, log_tn = _log_sums(log_q, log_1mq, t)
+    precision = log_q_sum - log_tp
     recall = torch.log(n_pos.clamp(min=1)) - log_tp
-    specificity = torch.log(n_neg.clamp(min=1)) - _masked_logsumexp(log_1mq, ~t)
+    specificity = torch.log(n_neg.clamp(min=1)) - log_tn
     zero = torch.zeros_like(precision)
     return torch.where(n_pos > 0, precision + recall, zero) + torch.where(
         n_neg > 0, specificity, zero
@@ -122,7 +149,7 @@ def sem_scal_loss(
         >>> loss = sem_scal_loss(torch.randn(1, 4, 8, 8, 4), torch.randint(0, 4, (1, 8, 8, 4)))
     """
     x, t = _valid_logits(logits, target, ignore_index)
-    log_p, log_1mp = log_softmax_pair(x, dim=1)
+    log_p, log_1mp = log_softmax_pair(x)
     C = log_p.shape[1]
     onehot = t.unsqueeze(1) == torch.arange(C, device=t.device)
     present = onehot.any(0)
