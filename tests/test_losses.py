@@ -117,6 +117,128 @@ def test_focal_half_precision_is_upcast_and_module():
         L.focal_loss(logits, torch.full_like(target, 7))
 
 
+# ---------------------------------------------------------------- focal at saturated probabilities
+# Closed forms in Python floats (float64), written in log space so that they are exact for any
+# finite logit: log p and log(1 - p) from the logit gap, gradients derived by hand.
+def _lse(values):
+    m = max(values)
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _sigmoid(z):
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+def focal_softmax_closed_form(x, y, gamma):
+    """Loss and d loss / d x of -(1 - p_y)^gamma log p_y for one voxel's logits ``x``."""
+    lse, rest = _lse(x), _lse([v for k, v in enumerate(x) if k != y])
+    u = x[y] - rest
+    log_p, log_1mp = -_softplus(-u), -_softplus(u)  # p_y = sigmoid(u)
+    mod = math.exp(gamma * log_1mp)
+    p_y = math.exp(log_p)
+    grad = []
+    for k, v in enumerate(x):
+        if k == y:
+            grad.append(-math.exp((1 + gamma) * log_1mp) + gamma * p_y * log_p * mod)
+        else:
+            p_k, q_k = math.exp(v - lse), math.exp(v - rest)  # q: softmax among the rest
+            grad.append(p_k * mod - gamma * log_p * mod * q_k * p_y)
+    return -mod * log_p, grad
+
+
+def focal_sigmoid_closed_form(x, y, gamma, a):
+    loss, grad = 0.0, []
+    for k, z in enumerate(x):
+        ls_pos, ls_neg = -_softplus(-z), -_softplus(z)  # log p, log(1 - p)
+        if k == y:
+            mod = math.exp(gamma * ls_neg)
+            loss += -a * mod * ls_pos
+            grad.append(-a * mod * (_sigmoid(-z) - gamma * _sigmoid(z) * ls_pos))
+        else:
+            mod = math.exp(gamma * ls_pos)
+            loss += -(1 - a) * mod * ls_neg
+            grad.append(-(1 - a) * mod * (gamma * _sigmoid(-z) * ls_neg - _sigmoid(z)))
+    return loss, grad
+
+
+def saturated_cases(m):
+    """(logits, target) voxels of 3 classes: right and wrong by margin m, both ways round."""
+    return [
+        ([0.0, m, 0.0], 1),  # confidently right
+        ([m, 0.0, 0.0], 1),  # confidently wrong
+        ([0.0, -m, 0.0], 1),  # target far below the others
+        ([-m, m, -m], 1),  # right by 2m
+        ([m, -m, 0.5], 1),  # wrong by 2m
+    ]
+
+
+def assert_close_to_exact(got, exact, dtype):
+    """``got`` (tensor) equals the exact values to the dtype's precision wherever they are
+    representable as normal numbers; where they underflow, ``got`` is as small."""
+    tiny = torch.finfo(dtype).tiny
+    rtol = 2e-5 if dtype == torch.float32 else 1e-10
+    g = got.double()
+    e = torch.tensor(exact, dtype=torch.float64)
+    assert torch.isfinite(g).all()
+    normal = e.abs() >= tiny
+    np.testing.assert_allclose(g[normal].numpy(), e[normal].numpy(), rtol=rtol, atol=0)
+    assert (g[normal] != 0).all()  # no spurious zero gradient or value
+    assert (g[~normal].abs() <= 4 * tiny).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("margin", [0.5, 20.0, 40.0, 100.0, 1000.0])
+def test_focal_saturated_logits_match_closed_form(dtype, mode, margin):
+    cases = saturated_cases(margin)
+    x = torch.tensor([c[0] for c in cases], dtype=dtype).T.reshape(1, 3, len(cases))
+    t = torch.tensor([[c[1] for c in cases]])
+    for gamma in (0.25, 0.5, 1.0, 2.0):
+        xx = x.clone().requires_grad_(True)
+        alpha = 0.3 if mode == "sigmoid" else None
+        loss = L.focal_loss(xx, t, mode=mode, gamma=gamma, alpha=alpha, reduction="none")
+        loss.sum().backward()
+        exact = [
+            focal_softmax_closed_form(xv, y, gamma)
+            if mode == "softmax"
+            else focal_sigmoid_closed_form(xv, y, gamma, 0.3)
+            for xv, y in ((x[0, :, i].double().tolist(), c[1]) for i, c in enumerate(cases))
+        ]
+        assert_close_to_exact(loss[0].detach(), [e[0] for e in exact], dtype)
+        assert_close_to_exact(xx.grad[0].T.reshape(-1), [g for e in exact for g in e[1]], dtype)
+        if margin >= 20:  # a confidently wrong voxel has an O(1) gradient
+            gr = xx.grad[0]
+            if mode == "softmax":  # on the target logit
+                assert gr[1, 1].item() < -0.1 and gr[1, 4].item() < -0.1
+            else:  # on the wrong class at +m and on the target at -m
+                assert gr[0, 1].item() > 0.1 and gr[1, 2].item() < -0.1
+
+
+def test_focal_closed_forms_agree_with_autograd_and_issue_case():
+    # the closed forms above, checked against autograd of the plain formula where it is finite
+    for xv, y in saturated_cases(3.0):
+        x = torch.tensor(xv, dtype=torch.float64, requires_grad=True)
+        p = torch.softmax(x, 0)
+        loss = -((1 - p[y]) ** 0.5) * torch.log(p[y])
+        loss.backward()
+        value, grad = focal_softmax_closed_form(xv, y, 0.5)
+        assert loss.item() == pytest.approx(value, rel=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-10)
+    # the reported case: gamma = 0.5, probability 1 - 4e-9 on the target, float32 and float64
+    for dtype in (torch.float32, torch.float64):
+        x = torch.zeros(1, 3, 2, 2, dtype=dtype)
+        x[:, 1] = 20.0
+        t = torch.ones(1, 2, 2, dtype=torch.long)
+        for mode in ("softmax", "sigmoid"):
+            xx = x.clone().requires_grad_(True)
+            L.focal_loss(xx, t, gamma=0.5, mode=mode).backward()
+            assert torch.isfinite(xx.grad).all() and (xx.grad != 0).any()
+
+
 # ---------------------------------------------------------------- lovasz
 def jaccard_loss(mistakes, fg):
     """Delta_J(M) = |M| / |fg ∪ M| for a set of mispredicted indices M."""
@@ -235,6 +357,129 @@ def test_scal_gradcheck():
     logits.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: L.geo_scal_loss(x, target, empty_class=1), (logits,))
     assert torch.autograd.gradcheck(lambda x: L.SemScalLoss()(x, target), (logits,))
+
+
+# scene-class affinity at saturated probabilities: an independent log-space computation in Python
+# floats, and MonoScene's released form (ratios fed to binary cross-entropy against 1)
+def scal_terms_log_space(log_q, log_1mq, t):
+    """-log precision - log recall - log specificity from per-voxel log q, log(1 - q)."""
+    pos = [lq for lq, ti in zip(log_q, t, strict=True) if ti]
+    neg = [l1 for l1, ti in zip(log_1mq, t, strict=True) if not ti]
+    total = 0.0
+    if pos:
+        total += _lse(log_q) - _lse(pos) + math.log(len(pos)) - _lse(pos)
+    if neg:
+        total += math.log(len(neg)) - _lse(neg)
+    return total
+
+
+def scal_closed_form(voxels, labels, empty):
+    """(geo, sem) of one batch given as lists of per-voxel logits and labels."""
+    C = len(voxels[0])
+
+    def log_pair(x, c):  # log p_c, log(1 - p_c) from the logit gap of class c
+        u = x[c] - _lse([v for k, v in enumerate(x) if k != c])
+        return -_softplus(-u), -_softplus(u)
+
+    pairs = [[log_pair(x, c) for c in range(C)] for x in voxels]
+    geo = scal_terms_log_space(
+        [p[empty][1] for p in pairs], [p[empty][0] for p in pairs], [y != empty for y in labels]
+    )
+    sem = [
+        scal_terms_log_space(
+            [p[c][0] for p in pairs], [p[c][1] for p in pairs], [y == c for y in labels]
+        )
+        for c in range(C)
+        if c in labels
+    ]
+    return geo, sum(sem) / len(sem)
+
+
+def monoscene_scal(logits, target, empty):
+    """MonoScene's geo_scal_loss / sem_scal_loss semantics (BCE of each ratio against 1, so
+    each term is min(-log ratio, 100)), with a configurable empty class."""
+    p = torch.softmax(logits, 1).movedim(1, -1).reshape(-1, logits.shape[1])
+    t = target.reshape(-1)
+    p, t = p[t != 255], t[t != 255]
+
+    def bce1(r):
+        return F.binary_cross_entropy(r, torch.ones_like(r))
+
+    q, occ = 1 - p[:, empty], (t != empty).to(p.dtype)
+    inter = (q * occ).sum()
+    geo = bce1(inter / q.sum()) + bce1(inter / occ.sum())
+    geo = geo + bce1(((1 - occ) * p[:, empty]).sum() / (1 - occ).sum())
+    sem, count = 0.0, 0
+    for c in range(p.shape[1]):
+        fg = (t == c).to(p.dtype)
+        if fg.sum() == 0:
+            continue
+        count += 1
+        nom = (p[:, c] * fg).sum()
+        sem = sem + bce1(nom / p[:, c].sum()) + bce1(nom / fg.sum())
+        if (1 - fg).sum() > 0:
+            sem = sem + bce1(((1 - p[:, c]) * (1 - fg)).sum() / (1 - fg).sum())
+    return geo, sem / count
+
+
+def confidently_wrong(m, dtype):
+    """Six voxels of 3 classes (0 empty); each predicts the next class with margin m (a number,
+    or one per voxel)."""
+    labels = [0, 0, 1, 1, 2, 2]
+    margins = m if isinstance(m, tuple) else (m,) * 6
+    voxels = [
+        [mi if k == (y + 1) % 3 else 0.0 for k in range(3)]
+        for y, mi in zip(labels, margins, strict=True)
+    ]
+    logits = torch.tensor(voxels, dtype=dtype).T.reshape(1, 3, 6)
+    return logits, torch.tensor([labels]), voxels, labels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "margin", [0.5, 20.0, 100.0, 1000.0, (0.5, 100.0, 3.0, 1000.0, 30.0, 60.0)]
+)
+def test_scal_losses_saturated_match_log_space_closed_form(dtype, margin):
+    logits, target, voxels, labels = confidently_wrong(margin, dtype)
+    x = logits.clone().requires_grad_(True)
+    geo = L.geo_scal_loss(x, target, empty_class=0)
+    sem = L.sem_scal_loss(x, target)
+    want_geo, want_sem = scal_closed_form(voxels, labels, 0)
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert geo.item() == pytest.approx(want_geo, rel=rtol)
+    assert sem.item() == pytest.approx(want_sem, rel=rtol)
+    (geo + sem).backward()
+    assert torch.isfinite(x.grad).all()
+    if min(margin if isinstance(margin, tuple) else (margin,)) >= 20:
+        # each wrong voxel's target logit gets a gradient of order 1 (the old clamp at
+        # -log(1e-7) gave exactly 0 here), pushing it up
+        target_grad = x.grad[0].gather(0, target)
+        assert (target_grad < -0.01).all()
+
+
+def test_scal_losses_saturated_gradients_match_finite_differences():
+    logits, target, _, _ = confidently_wrong(100.0, torch.float64)
+    logits = logits + 0.1 * torch.randn(
+        logits.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    x = logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: L.geo_scal_loss(v, target, empty_class=0), (x,))
+    assert torch.autograd.gradcheck(lambda v: L.sem_scal_loss(v, target), (x,))
+
+
+def test_scal_losses_equal_monoscene_until_its_bce_saturates():
+    random = rand_case(11, C=3, S=(4, 4, 2), dtype=torch.float32)
+    margin20 = confidently_wrong(20.0, torch.float64)[:2]  # every ratio above e^-100
+    for (logits, target), rel in ((random, 1e-5), (margin20, 1e-12)):
+        ours = (L.geo_scal_loss(logits, target, empty_class=0), L.sem_scal_loss(logits, target))
+        for got, want in zip(ours, monoscene_scal(logits, target, 0), strict=True):
+            assert got.item() == pytest.approx(want.item(), rel=rel)
+    # margin 1000: MonoScene's terms stop at 100 each (at most 300 per class); ours go on
+    logits, target, voxels, labels = confidently_wrong(1000.0, torch.float64)
+    mono_geo, mono_sem = monoscene_scal(logits, target, 0)
+    assert mono_geo.item() <= 300 and mono_sem.item() <= 300
+    assert L.geo_scal_loss(logits, target, empty_class=0).item() > 1000
+    assert L.sem_scal_loss(logits, target).item() > 1000
 
 
 # ---------------------------------------------------------------- depth
@@ -426,3 +671,65 @@ def test_planar_regularization_values_weights_and_gradcheck():
     )
     empty = L.planar_regularization_loss(points[:0], neighbors[:0], normals[:0], reduction="mean")
     assert empty.item() == 0.0
+
+
+# ---------------------------------------------------------------- modules
+def test_loss_modules_check_options_at_construction():
+    bad = [
+        (lambda: L.FocalLoss(gamma=-1.0), ValueError, "gamma"),
+        (lambda: L.FocalLoss(mode="softmx"), ValueError, "mode"),
+        (lambda: L.FocalLoss(mode="sigmoid", alpha=torch.ones(3)), ValueError, "alpha"),
+        (lambda: L.FocalLoss(reduction="avg"), ValueError, "reduction"),
+        (lambda: L.FocalLoss(weight=torch.ones(2, 2)), ValueError, "weight"),
+        (lambda: L.DepthHuberLoss(delta=0.0), ValueError, "delta"),
+        (lambda: L.DepthHuberLoss(min_depth=5.0, max_depth=1.0), ValueError, "min_depth"),
+        (lambda: L.LovaszSoftmaxLoss(classes="some"), ValueError, "classes"),
+        (lambda: L.LovaszSoftmaxLoss(classes=[0.5]), TypeError, "classes"),
+        (lambda: L.PhotometricAlignmentLoss(ssim_weight=2.0), ValueError, "ssim_weight"),
+        (lambda: L.ReconstructionConsistencyLoss(window_size=2), ValueError, "window_size"),
+        (lambda: L.ReconstructionConsistencyLoss(betas=(1.0,)), ValueError, "betas"),
+        (lambda: L.PlanarRegularizationLoss(torch.ones(2, 2)), ValueError, "class_weights"),
+        (lambda: L.GeoScalLoss(empty_class=-1), ValueError, "empty_class"),
+    ]
+    for make, error, word in bad:
+        with pytest.raises(error, match=word):
+            make()
+
+
+def test_loss_modules_equal_their_functions_and_show_their_options():
+    logits, target = rand_case(12, dtype=torch.float32)
+    w = torch.tensor([0.5, 1.0, 2.0, 3.0])
+    focal = L.FocalLoss(mode="sigmoid", gamma=0.5, alpha=0.3, weight=w, ignore_index=None)
+    assert repr(focal) == (
+        "FocalLoss(mode='sigmoid', gamma=0.5, alpha=0.3, ignore_index=None, reduction='mean', "
+        "weight=[C] tensor)"
+    )
+    safe = target.clamp(max=3)
+    torch.testing.assert_close(
+        focal(logits, safe),
+        L.focal_loss(
+            logits, safe, mode="sigmoid", gamma=0.5, alpha=0.3, weight=w, ignore_index=None
+        ),
+    )
+    per_class = L.FocalLoss(alpha=torch.tensor([0.1, 0.2, 0.3, 0.4]), weight=w).double()
+    assert per_class.weight.dtype == torch.float64 and "weight" in per_class.state_dict()
+    torch.testing.assert_close(
+        per_class(logits.double(), target),
+        L.focal_loss(logits.double(), target, alpha=per_class.alpha_vector, weight=w.double()),
+    )
+    lovasz = L.LovaszSoftmaxLoss(classes=[1, 2], per_sample=True)
+    assert "classes=[1, 2]" in repr(lovasz) and "per_sample=True" in repr(lovasz)
+    torch.testing.assert_close(
+        lovasz(logits, target), L.lovasz_softmax(logits, target, classes=[1, 2], per_sample=True)
+    )
+    depth = L.DepthHuberLoss(delta=0.3, max_depth=2.0, reduction="sum")
+    pred, gt = logits[:, 0].exp(), logits[:, 1].exp()
+    torch.testing.assert_close(
+        depth(pred, gt), L.depth_huber_loss(pred, gt, delta=0.3, max_depth=2.0, reduction="sum")
+    )
+    geo, sem = L.GeoScalLoss(empty_class=2, ignore_index=None), L.SemScalLoss()
+    torch.testing.assert_close(
+        geo(logits, safe), L.geo_scal_loss(logits, safe, empty_class=2, ignore_index=None)
+    )
+    torch.testing.assert_close(sem(logits, target), L.sem_scal_loss(logits, target))
+    assert repr(geo) == "GeoScalLoss(empty_class=2, ignore_index=None)"

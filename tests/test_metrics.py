@@ -188,6 +188,20 @@ def test_rayiou_no_nan_without_hits():
     assert out["rayiou"].item() == 0.0 and torch.isfinite(out["iou_per_class"]).all()
 
 
+def test_rayiou_origins_per_frame_list_equals_frame_by_frame():
+    grid = go.VoxelGrid((-3.0, -3.0, -1.0), 0.5, (12, 12, 4))
+    pred, gt = rand_labels(13, B=2, shape=(12, 12, 4), C=3, ignore_frac=0.0)
+    gt[torch.rand(gt.shape, generator=torch.Generator().manual_seed(0)) < 0.7] = 0
+    origins = [torch.tensor([[0.1, 0.2, 0.3]]), torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]])]
+    kw = dict(num_azimuths=12, pitch_degrees=[-10.0, 5.0])
+    together, apart = M.RayIoU(grid, 3, 0, **kw), M.RayIoU(grid, 3, 0, **kw)
+    together.update(pred, gt, origins)
+    for b in range(2):
+        apart.update(pred[b : b + 1], gt[b : b + 1], origins[b][None])
+    assert torch.equal(together.tp, apart.tp) and together.gt_count.sum() > 0
+    assert torch.equal(together.pred_count, apart.pred_count)
+
+
 # ---------------------------------------------------------------- BEV
 def numpy_bev(pred, target, C, empty):
     p, t = pred.numpy(), target.numpy()
@@ -218,12 +232,24 @@ def test_bev_matches_numpy():
 
 
 # ---------------------------------------------------------------- depth
-def numpy_depth(pred, gt, lo, hi, median):
+GARG = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
+EIGEN = (0.3324324, 0.91351351, 0.0359477, 0.96405229)
+
+
+def numpy_depth(pred, gt, lo, hi, median, crop=None):
+    """Monodepth2's evaluate_depth.py: caps, crop rows/columns int(fraction * size), per-image
+    np.median scaling, clamp, compute_errors, mean over images."""
     rows = []
+    crop_mask = np.ones(gt.shape[1:], dtype=bool)
+    if crop is not None:
+        H, W = gt.shape[-2:]
+        c = np.array([crop[0] * H, crop[1] * H, crop[2] * W, crop[3] * W]).astype(np.int32)
+        crop_mask = np.zeros(gt.shape[1:], dtype=bool)
+        crop_mask[..., c[0] : c[1], c[2] : c[3]] = True
     for p, g in zip(
         pred.numpy().reshape(len(pred), -1), gt.numpy().reshape(len(gt), -1), strict=True
     ):
-        v = (g > lo) & (g < hi)
+        v = (g > lo) & (g < hi) & crop_mask.reshape(-1)
         if not v.any():
             continue
         p, g = p[v], g[v]
@@ -267,6 +293,73 @@ def test_depth_metrics_match_numpy(median):
     nothing = M.DepthMetrics()
     nothing.update(pred[2:], gt[2:])
     assert all(torch.isfinite(v) and v == 0 for v in nothing.compute().values())
+
+
+def test_depth_median_scaling_is_numpys_median_on_even_counts():
+    # 24 valid pixels: numpy's median is the mean of the two middle values
+    g = torch.Generator().manual_seed(9)
+    gt = torch.rand(2, 4, 6, generator=g, dtype=torch.float64) * 50 + 1
+    pred = torch.rand(2, 4, 6, generator=g, dtype=torch.float64) * 50 + 1
+    m = M.DepthMetrics(median_scaling=True)
+    m.update(pred, gt)
+    out = m.compute()
+    got = [out[k].item() for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")]
+    np.testing.assert_allclose(got, numpy_depth(pred, gt, 1e-3, 80.0, True), rtol=1e-12)
+    # the lower middle value (torch.median) gives another scale, so the test can fail
+    lower = [
+        ((p * g_.median() / p.median() - g_).abs() / g_).mean().item()
+        for p, g_ in zip(pred.reshape(2, -1), gt.reshape(2, -1), strict=True)
+    ]
+    assert abs(np.mean(lower) - got[0]) > 1e-3 * got[0]
+    assert go.metrics.depth.median(torch.tensor([1.0, 2.0, 10.0, 11.0])).item() == 6.0
+
+
+@pytest.mark.parametrize("crop", ["garg", "eigen"])
+def test_depth_crops_match_monodepth2(crop):
+    g = torch.Generator().manual_seed(10)
+    gt = torch.rand(2, 37, 124, generator=g, dtype=torch.float64) * 100  # a KITTI-shaped map
+    pred = gt * (0.8 + 0.4 * torch.rand(2, 37, 124, generator=g, dtype=torch.float64))
+    pred[:, :10] = 200.0  # the sky rows: outside both crops
+    m = M.DepthMetrics(median_scaling=True, crop=crop)
+    m.update(pred, gt)
+    out = m.compute()
+    got = [out[k].item() for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")]
+    fractions = GARG if crop == "garg" else EIGEN
+    want = numpy_depth(pred, gt, 1e-3, 80.0, True, crop=fractions)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    uncropped = numpy_depth(pred, gt, 1e-3, 80.0, True)
+    assert abs(uncropped[0] - want[0]) > 1e-3
+    with pytest.raises(ValueError, match="crop"):
+        M.DepthMetrics(crop="kitti")
+
+
+# ---------------------------------------------------------------- torchmetrics
+def test_metrics_are_torchmetrics_with_forward_state_dict_and_reset():
+    import torchmetrics
+
+    p, t = rand_labels(12, B=3)
+    m = M.SSCMetrics(4, 0, absent="exclude")
+    assert isinstance(m, torchmetrics.Metric)
+    assert repr(m) == "SSCMetrics(num_classes=4, empty_class=0, ignore_index=255, absent='exclude')"
+    batch = m(p[:1], t[:1])  # forward: the batch's values, accumulated too
+    alone = M.SSCMetrics(4, 0, absent="exclude")
+    alone.update(p[:1], t[:1])
+    assert all(torch.equal(batch[k], v) for k, v in alone.compute().items())
+    m(p[1:], t[1:])
+    whole = M.SSCMetrics(4, 0, absent="exclude")
+    whole.update(p, t)
+    want = whole.compute()
+    assert all(torch.equal(m.compute()[k], v) for k, v in want.items())
+    # the counts travel in a state_dict once made persistent
+    m.persistent(True)
+    restored = M.SSCMetrics(4, 0, absent="exclude")
+    restored.persistent(True)
+    restored.load_state_dict(m.state_dict())
+    assert torch.equal(restored.class_counts, whole.class_counts)
+    restored.update(p[:0], t[:0])
+    assert all(torch.equal(restored.compute()[k], v) for k, v in want.items())
+    m.reset()
+    assert (m.class_counts == 0).all() and m.class_counts.dtype == torch.float64
 
 
 # ---------------------------------------------------------------- boundary F1

@@ -1,5 +1,6 @@
-"""sync() over a real torch.distributed process group: 2 gloo ranks on CPU, each seeing half of
-the data, must report the metrics of one process that sees all of it."""
+"""The metrics under a real torch.distributed process group: 2 gloo ranks on CPU, each seeing half
+of the data, must report from compute() the metrics of one process that sees all of it
+(torchmetrics sums the states over the ranks and restores the local ones afterwards)."""
 
 import socket
 
@@ -27,22 +28,32 @@ def make_data():
     return pred, gt, depth_pred, depth_gt
 
 
-def make_metrics():
+ORIGINS = torch.tensor([[0.25, 0.0, 0.1]], dtype=torch.float64)  # y = 0: on a voxel face
+
+
+def make_metrics(**options):
     return {
-        "ssc": go.metrics.SSCMetrics(4, 0),
-        "ray": go.metrics.RayIoU(GRID, 4, 0, num_azimuths=16, pitch_degrees=[-5.0, 5.0]),
-        "bev": go.metrics.BEVIoU(4, 0, absent="exclude"),
-        "depth": go.metrics.DepthMetrics(median_scaling=True),
-        "boundary": go.metrics.BoundaryF1(0),
+        "ssc": go.metrics.SSCMetrics(4, 0, **options),
+        "ray": go.metrics.RayIoU(GRID, 4, 0, num_azimuths=16, pitch_degrees=[-5.0, 5.0], **options),
+        "ray_sparseocc": go.metrics.RayIoU(GRID, 4, 0, protocol="sparseocc", **options),
+        "bev": go.metrics.BEVIoU(4, 0, absent="exclude", **options),
+        "depth": go.metrics.DepthMetrics(median_scaling=True, **options),
+        "boundary": go.metrics.BoundaryF1(0, **options),
     }
 
 
-def feed(metrics, pred, gt, depth_pred, depth_gt):
-    for b in range(pred.shape[0]):  # one frame per step, as a data loader would
+def feed(metrics, pred, gt, depth_pred, depth_gt, frames=None, step="update"):
+    """One frame per step, as a data loader would; ``step="forward"`` calls the metrics."""
+    for b in range(pred.shape[0]) if frames is None else frames:
         sl = slice(b, b + 1)
-        for name in ("ssc", "ray", "bev", "boundary"):
-            metrics[name].update(pred[sl], gt[sl])
-        metrics["depth"].update(depth_pred[sl], depth_gt[sl])
+        for name, m in metrics.items():
+            call = getattr(m, step)
+            if name == "depth":
+                call(depth_pred[sl], depth_gt[sl])
+            elif name == "ray_sparseocc":
+                call(pred[sl], gt[sl], ORIGINS)
+            else:
+                call(pred[sl], gt[sl])
 
 
 def _worker(rank, port, out_dir):
@@ -50,16 +61,20 @@ def _worker(rank, port, out_dir):
     try:
         torch.set_num_threads(1)
         data = [t[rank::2] for t in make_data()]  # rank 0: frames 0, 2; rank 1: frames 1, 3
-        metrics = make_metrics()
-        feed(metrics, *data)
-        local = {k: m.compute() for k, m in metrics.items()}
-        for m in metrics.values():
-            m.sync()
+        metrics, local_only = make_metrics(), make_metrics(sync_on_compute=False)
+        called = make_metrics()
+        feed(metrics, *data, frames=[0])
+        # compute() syncs: frames 0 and 1 of the dataset
+        partial = {k: m.compute() for k, m in metrics.items()}
+        # ... and restores the local counts: adding the next frame must not count rank 1 twice
+        feed(metrics, *data, frames=[1])
         synced = {k: m.compute() for k, m in metrics.items()}
-        for m in metrics.values():
-            m.sync()  # a second sync must not count the other rank twice
-        again = {k: m.compute() for k, m in metrics.items()}
-        torch.save({"local": local, "synced": synced, "again": again}, f"{out_dir}/rank{rank}.pt")
+        feed(local_only, *data)
+        local = {k: m.compute() for k, m in local_only.items()}
+        feed(called, *data, step="forward")
+        forward = {k: m.compute() for k, m in called.items()}
+        result = {"partial": partial, "synced": synced, "local": local, "forward": forward}
+        torch.save(result, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -73,24 +88,25 @@ def free_port():
 def assert_same(a, b):
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-12, msg=k)
+        torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-12, equal_nan=True, msg=k)
 
 
-def test_sync_over_two_gloo_ranks_equals_single_process(tmp_path):
+def test_compute_over_two_gloo_ranks_equals_single_process(tmp_path):
     mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
-    whole = make_metrics()
-    feed(whole, *make_data())
+    data = make_data()
+    whole, first_two = make_metrics(), make_metrics()
+    feed(whole, *data)
+    feed(first_two, *data, frames=[0, 1])
     expected = {k: m.compute() for k, m in whole.items()}
+    expected_partial = {k: m.compute() for k, m in first_two.items()}
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for res in results:
         for name in expected:
+            assert_same(res["partial"][name], expected_partial[name])
             assert_same(res["synced"][name], expected[name])
-            assert_same(res["again"][name], expected[name])
-    # the halves alone differ from the whole, so the equality above is not vacuous
-    assert not torch.equal(
-        results[0]["local"]["ssc"]["iou_per_class"], expected["ssc"]["iou_per_class"]
-    )
-    assert (
-        results[0]["local"]["depth"]["images"].item() == 2
-        and expected["depth"]["images"].item() == 4
-    )
+            assert_same(res["forward"][name], expected[name])
+    # the halves alone differ from the whole, so the equalities above are not vacuous
+    local = results[0]["local"]
+    assert not torch.equal(local["ssc"]["iou_per_class"], expected["ssc"]["iou_per_class"])
+    assert not torch.equal(local["ray_sparseocc"]["rayiou"], expected["ray_sparseocc"]["rayiou"])
+    assert local["depth"]["images"].item() == 2 and expected["depth"]["images"].item() == 4

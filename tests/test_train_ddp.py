@@ -81,7 +81,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     for name, value in single["state_dict"].items():
         torch.testing.assert_close(ddp["state_dict"][name], value, rtol=1e-3, atol=1e-4, msg=name)
     for e_ddp, e_one in zip(ddp["epochs"], single["epochs"], strict=True):
-        # metrics of 3 held-out scenes split 2 + 1 over the ranks, combined by sync()
+        # metrics of 3 held-out scenes split 2 + 1 over the ranks, summed by compute()
         for key in ("sc_iou", "miou"):
             assert abs(e_ddp[key] - e_one[key]) < 2e-3, (key, e_ddp, e_one)
 

@@ -10,7 +10,8 @@ Two CPU processes with DDP (gloo)::
 
 Each rank trains on its share of every global batch (``batch_order``, like
 ``DistributedSampler``), DDP averages the gradients, and the held-out metrics are accumulated
-per rank on its share of the validation scenes and combined with ``SSCMetrics.sync()``. All loss
+per rank on its share of the validation scenes and summed over the ranks by
+``SSCMetrics.compute()`` (a ``torchmetrics.Metric``). All loss
 terms are means of per-sample means, so ``N`` ranks with batch ``b`` follow the same trajectory
 as one process with batch ``N b`` (up to float rounding).
 """
@@ -110,9 +111,7 @@ def run(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
             if rank == 0 and not args.quiet:
                 bar.update(i + 1, loss=step_losses[-1])
         metric = evaluate(model, val, SSCMetrics(NUM_CLASSES, scenes.EMPTY_CLASS))
-        if world_size > 1:
-            metric.sync()
-        r = metric.compute()
+        r = metric.compute()  # sums the counts over the ranks
         n = len(order)
         epochs.append(
             {

@@ -40,7 +40,7 @@ def depth_huber_loss(
         >>> float(depth_huber_loss(pred, target, delta=1.0))
         1.5
     """
-    check_reduction(reduction)
+    _check_depth_args(delta, min_depth, max_depth, reduction)
     check_tensor("pred", pred)
     check_tensor("target", target)
     check_float("pred", pred)
@@ -52,8 +52,6 @@ def depth_huber_loss(
     if target.device != pred.device:
         raise ValueError(f"target is on {target.device} but pred is on {pred.device}")
     check_mask("mask", mask, pred.shape, pred.device)
-    if not delta > 0:
-        raise ValueError(f"delta must be > 0, got {delta}")
     dtype = compute_dtype(pred, target)
     p, t = pred.to(dtype), target.to(dtype)
     valid = torch.isfinite(t) & (t > min_depth) & (t < max_depth)
@@ -64,18 +62,58 @@ def depth_huber_loss(
     return reduce_weighted(per_pixel, valid.to(dtype), reduction)
 
 
+def _check_depth_args(delta: float, min_depth: float, max_depth: float, reduction: str) -> None:
+    check_reduction(reduction)
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    if not min_depth < max_depth:
+        raise ValueError(f"need min_depth < max_depth, got {min_depth} and {max_depth}")
+
+
 class DepthHuberLoss(nn.Module):
-    """Module form of :func:`depth_huber_loss`.
+    """Module form of :func:`depth_huber_loss`; the options are checked here, once.
+
+    Shape:
+        - pred, target, mask: ``[...]`` of one shape (mask bool, optional).
+        - output: scalar, or ``[...]`` with ``reduction="none"``.
 
     Example:
-        >>> loss = DepthHuberLoss(delta=0.5)(torch.rand(2, 8, 8) * 10, torch.rand(2, 8, 8) * 10)
+        >>> loss_fn = DepthHuberLoss(delta=0.5, max_depth=80.0)
+        >>> loss_fn
+        DepthHuberLoss(delta=0.5, min_depth=0.0, max_depth=80.0, reduction='mean')
+        >>> loss = loss_fn(torch.rand(2, 8, 8) * 10, torch.rand(2, 8, 8) * 10)
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        delta: float = 1.0,
+        min_depth: float = 0.0,
+        max_depth: float = float("inf"),
+        reduction: Reduction = "mean",
+    ) -> None:
         super().__init__()
-        self.kwargs = kwargs
+        _check_depth_args(delta, min_depth, max_depth, reduction)
+        self.delta = float(delta)
+        self.min_depth = float(min_depth)
+        self.max_depth = float(max_depth)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return (
+            f"delta={self.delta}, min_depth={self.min_depth}, max_depth={self.max_depth}, "
+            f"reduction={self.reduction!r}"
+        )
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return depth_huber_loss(pred, target, mask, **self.kwargs)
+        return depth_huber_loss(
+            pred,
+            target,
+            mask,
+            delta=self.delta,
+            min_depth=self.min_depth,
+            max_depth=self.max_depth,
+            reduction=self.reduction,
+        )

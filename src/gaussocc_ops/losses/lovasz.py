@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,7 +18,15 @@ def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     order: ``g_i = J(1..i) - J(1..i-1)`` with ``J(k) = 1 - |gt \\ first k| / |gt ∪ first k|``.
 
     Args:
-        gt_sorted: ``[N]`` 0/1 foreground indicator in the order of decreasing error.
+        gt_sorted: ``[N]`` 0/1 foreground indicator (float) in the order of decreasing error.
+
+    Returns:
+        ``[N]`` weights ``g`` (``sum_i g_i = J(1..N)``).
+
+    Example:
+        >>> g = lovasz_grad(torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64))  # J: 1/2, 2/3, 1
+        >>> [round(v, 6) for v in g.tolist()]
+        [0.5, 0.166667, 0.333333]
     """
     gts = gt_sorted.sum()
     intersection = gts - gt_sorted.cumsum(0)
@@ -33,10 +42,24 @@ def lovasz_softmax_flat(
     labels: torch.Tensor,
     classes: Literal["present", "all"] | Sequence[int] = "present",
 ) -> torch.Tensor:
-    """Lovász-softmax of ``probs [N, C]`` against ``labels [N]`` (no ignored entries): the mean
-    over the chosen classes of ``sum_i e_(i) g_i`` with ``e_c = |[y == c] - p_c|`` sorted
-    decreasingly and ``g`` from :func:`lovasz_grad`. ``"present"`` averages over the classes that
-    occur in ``labels`` (0 if none); ``"all"`` over every class."""
+    """Lovász-softmax of flat predictions: the mean over the chosen classes of
+    ``sum_i e_(i) g_i`` with ``e_c = |[y == c] - p_c|`` sorted decreasingly and ``g`` from
+    :func:`lovasz_grad`.
+
+    Args:
+        probs: ``[N, C]`` class probabilities.
+        labels: ``[N]`` int classes (no ignored entries).
+        classes: ``"present"`` averages over the classes that occur in ``labels`` (0 if none),
+            ``"all"`` over every class, or an explicit list of class indices.
+
+    Returns:
+        scalar loss, differentiable w.r.t. ``probs``.
+
+    Example:
+        >>> probs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> lovasz_softmax_flat(probs, torch.tensor([0, 1])).item()  # perfect: 0
+        0.0
+    """
     C = probs.shape[1]
     if isinstance(classes, str):
         class_ids = range(C)
@@ -87,8 +110,7 @@ def lovasz_softmax(
     Example:
         >>> loss = lovasz_softmax(torch.randn(2, 5, 4, 4, 4), torch.randint(0, 5, (2, 4, 4, 4)))
     """
-    if isinstance(classes, str) and classes not in ("present", "all"):
-        raise ValueError(f"classes must be 'present', 'all' or a list of ints, got {classes!r}")
+    _check_classes(classes)
     x = check_logits_target(logits, target)
     probs = F.softmax(x, dim=1) if from_logits else x
     C = probs.shape[1]
@@ -106,17 +128,60 @@ def lovasz_softmax(
     return one(flat_p.reshape(-1, C), flat_t.reshape(-1))
 
 
+def _check_classes(classes) -> None:
+    if isinstance(classes, str):
+        if classes not in ("present", "all"):
+            raise ValueError(f"classes must be 'present', 'all' or a list of ints, got {classes!r}")
+    else:
+        try:
+            [operator.index(c) for c in classes]
+        except TypeError:
+            raise TypeError(
+                f"classes must be 'present', 'all' or a list of ints, got {classes!r}"
+            ) from None
+
+
 class LovaszSoftmaxLoss(nn.Module):
-    """Module form of :func:`lovasz_softmax`.
+    """Module form of :func:`lovasz_softmax`; the options are checked here, once.
+
+    Shape:
+        - logits: ``[B, C, *S]`` (probabilities with ``from_logits=False``); target: ``[B, *S]``.
+        - output: scalar.
 
     Example:
         >>> loss_fn = LovaszSoftmaxLoss(classes="present")
+        >>> loss_fn
+        LovaszSoftmaxLoss(classes='present', ignore_index=255, per_sample=False, from_logits=True)
         >>> loss = loss_fn(torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4)))
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        classes: Literal["present", "all"] | Sequence[int] = "present",
+        ignore_index: int | None = 255,
+        per_sample: bool = False,
+        from_logits: bool = True,
+    ) -> None:
         super().__init__()
-        self.kwargs = kwargs
+        _check_classes(classes)
+        self.classes = classes if isinstance(classes, str) else [operator.index(c) for c in classes]
+        self.ignore_index = ignore_index
+        self.per_sample = bool(per_sample)
+        self.from_logits = bool(from_logits)
+
+    def extra_repr(self) -> str:
+        return (
+            f"classes={self.classes!r}, ignore_index={self.ignore_index}, "
+            f"per_sample={self.per_sample}, from_logits={self.from_logits}"
+        )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return lovasz_softmax(logits, target, **self.kwargs)
+        return lovasz_softmax(
+            logits,
+            target,
+            classes=self.classes,
+            ignore_index=self.ignore_index,
+            per_sample=self.per_sample,
+            from_logits=self.from_logits,
+        )

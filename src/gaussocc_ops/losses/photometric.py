@@ -16,6 +16,7 @@ from torch import nn
 from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
 from gaussocc_ops.losses._common import check_mask
 from gaussocc_ops.losses.ssim import ssim
+from gaussocc_ops.rays import ray_directions
 
 
 def _check_image(name, t, ndim):
@@ -32,15 +33,6 @@ def _check_same(name, t, ref_name, ref, shape):
         )
     if t.device != ref.device:
         raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
-
-
-def pixel_rays(Ks: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``K^{-1} x~`` for every pixel centre: ``[B, H, W, 3]`` with z = 1."""
-    rows = torch.arange(height, dtype=Ks.dtype, device=Ks.device) + 0.5
-    cols = torch.arange(width, dtype=Ks.dtype, device=Ks.device) + 0.5
-    v, u = torch.meshgrid(rows, cols, indexing="ij")
-    pix = torch.stack([u, v, torch.ones_like(u)], dim=-1)
-    return torch.einsum("bij,hwj->bhwi", torch.linalg.inv(Ks), pix)
 
 
 class Warp(NamedTuple):
@@ -79,7 +71,7 @@ def warp_to_target(
         (True, True)
     """
     B, _, H, W = source.shape
-    points = pixel_rays(Ks, H, W) * target_depth.unsqueeze(-1)
+    points = ray_directions(Ks, H, W, normalize=False) * target_depth.unsqueeze(-1)
     R, t = target_to_source[:, :3, :3], target_to_source[:, :3, 3]
     cam = torch.einsum("bij,bhwj->bhwi", R, points) + t[:, None, None, :]
     z = cam[..., 2]
@@ -144,8 +136,7 @@ def photometric_alignment_loss(
         _check_image("source_depth", source_depth, 3)
         _check_same("source_depth", source_depth, "target", target, (B, H, W))
     check_mask("mask", mask, (B, H, W), target.device)
-    if not 0 <= ssim_weight <= 1:
-        raise ValueError(f"ssim_weight must lie in [0, 1], got {ssim_weight}")
+    _check_alignment_args(ssim_weight, min_depth)
     dtype = compute_dtype(target, source, target_depth, target_to_source, Ks, source_depth)
     tgt, src = target.to(dtype), source.to(dtype)
     warp = warp_to_target(
@@ -205,7 +196,7 @@ def depth_reconstruction_consistency_loss(
     valid = torch.isfinite(r) & torch.isfinite(d)
     if mask is not None:
         valid &= mask
-    ray_norm = pixel_rays(Ks.to(dtype), H, W).norm(dim=-1)
+    ray_norm = ray_directions(Ks.to(dtype), H, W, normalize=False).norm(dim=-1)
     diff = torch.where(valid, r / ray_norm - d, torch.zeros_like(d)).abs()
     return diff.sum() / valid.sum().clamp(min=1).to(dtype)
 
@@ -236,6 +227,7 @@ def rgb_reconstruction_loss(
     _check_same("target", target, "rendered", rendered, rendered.shape)
     B, _, H, W = rendered.shape
     check_mask("mask", mask, (B, H, W), rendered.device)
+    _check_rgb_args(betas, window_size)
     dtype = compute_dtype(rendered, target)
     x, y = rendered.to(dtype), target.to(dtype)
     per_pixel = (
@@ -245,20 +237,58 @@ def rgb_reconstruction_loss(
     return (per_pixel * valid).sum() / valid.sum().clamp(min=1).to(dtype)
 
 
+def _check_alignment_args(ssim_weight: float, min_depth: float) -> None:
+    if not 0 <= ssim_weight <= 1:
+        raise ValueError(f"ssim_weight must lie in [0, 1], got {ssim_weight}")
+    if not min_depth >= 0:
+        raise ValueError(f"min_depth must be >= 0, got {min_depth}")
+
+
+def _check_rgb_args(betas: tuple[float, float], window_size: int) -> None:
+    if len(betas) != 2:
+        raise ValueError(f"betas must be (beta1, beta2), got {betas!r}")
+    if (
+        isinstance(window_size, bool)
+        or not isinstance(window_size, int)
+        or window_size < 1
+        or (window_size % 2 == 0)
+    ):
+        raise ValueError(f"window_size must be a positive odd int, got {window_size!r}")
+
+
 class PhotometricAlignmentLoss(nn.Module):
-    """Module form of :func:`photometric_alignment_loss` (keyword options stored).
+    """Module form of :func:`photometric_alignment_loss`; the options are checked here, once.
+
+    Shape:
+        - target, source: ``[B, C, H, W]``; target_depth, source_depth, mask: ``[B, H, W]``;
+          target_to_source: ``[B, 4, 4]``; Ks: ``[B, 3, 3]``.
+        - output: scalar.
 
     Example:
         >>> loss_fn = PhotometricAlignmentLoss(ssim_weight=0.85)
+        >>> loss_fn
+        PhotometricAlignmentLoss(ssim_weight=0.85, min_depth=0.001)
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, ssim_weight: float = 0.0, min_depth: float = 1e-3) -> None:
         super().__init__()
-        self.kwargs = kwargs
+        _check_alignment_args(ssim_weight, min_depth)
+        self.ssim_weight = float(ssim_weight)
+        self.min_depth = float(min_depth)
+
+    def extra_repr(self) -> str:
+        return f"ssim_weight={self.ssim_weight}, min_depth={self.min_depth}"
 
     def forward(
-        self, target, source, target_depth, target_to_source, Ks, source_depth=None, mask=None
-    ):
+        self,
+        target: torch.Tensor,
+        source: torch.Tensor,
+        target_depth: torch.Tensor,
+        target_to_source: torch.Tensor,
+        Ks: torch.Tensor,
+        source_depth: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return photometric_alignment_loss(
             target,
             source,
@@ -267,23 +297,44 @@ class PhotometricAlignmentLoss(nn.Module):
             Ks,
             source_depth=source_depth,
             mask=mask,
-            **self.kwargs,
+            ssim_weight=self.ssim_weight,
+            min_depth=self.min_depth,
         )
 
 
 class ReconstructionConsistencyLoss(nn.Module):
-    """ViPOcc's ``L_rc^d + L_rc^rgb`` (Eq. 10 + Eq. 11).
+    """ViPOcc's ``L_rc^d + L_rc^rgb`` (Eq. 10 + Eq. 11):
+    :func:`depth_reconstruction_consistency_loss` plus :func:`rgb_reconstruction_loss`.
+
+    Shape:
+        - rendered_distance, depth, mask: ``[B, H, W]``; Ks: ``[B, 3, 3]``;
+          rendered_rgb, rgb: ``[B, C, H, W]``.
+        - output: scalar.
 
     Example:
         >>> loss_fn = ReconstructionConsistencyLoss(betas=(0.85, 0.15))
+        >>> loss_fn
+        ReconstructionConsistencyLoss(betas=(0.85, 0.15), window_size=3)
     """
 
     def __init__(self, *, betas: tuple[float, float] = (0.85, 0.15), window_size: int = 3) -> None:
         super().__init__()
-        self.betas = betas
+        _check_rgb_args(betas, window_size)
+        self.betas = (float(betas[0]), float(betas[1]))
         self.window_size = window_size
 
-    def forward(self, rendered_distance, depth, Ks, rendered_rgb, rgb, mask=None):
+    def extra_repr(self) -> str:
+        return f"betas={self.betas}, window_size={self.window_size}"
+
+    def forward(
+        self,
+        rendered_distance: torch.Tensor,
+        depth: torch.Tensor,
+        Ks: torch.Tensor,
+        rendered_rgb: torch.Tensor,
+        rgb: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return depth_reconstruction_consistency_loss(
             rendered_distance, depth, Ks, mask
         ) + rgb_reconstruction_loss(

@@ -100,18 +100,46 @@ def planar_regularization_loss(
 
 
 class PlanarRegularizationLoss(nn.Module):
-    """Module form of :func:`planar_regularization_loss` with fixed per-class weights.
+    """Module form of :func:`planar_regularization_loss` with fixed per-class weights
+    (a float32 buffer: it follows ``.to(device)``).
+
+    Shape:
+        - points, normals: ``[..., N, 3]``; neighbors: ``[..., N, 3]`` or ``[..., N, K, 3]``;
+          labels, valid: ``[..., N]``.
+        - output: scalar, or ``[..., N]`` with ``reduction="none"``.
 
     Example:
         >>> loss_fn = PlanarRegularizationLoss(torch.tensor([1.0, 1.0, 0.1]))  # wall, floor, chair
+        >>> loss_fn
+        PlanarRegularizationLoss(num_classes=3, reduction='sum')
     """
+
+    class_weights: torch.Tensor
 
     def __init__(self, class_weights: torch.Tensor, reduction: Reduction = "sum") -> None:
         super().__init__()
-        self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
+        check_reduction(reduction)
+        weights = torch.as_tensor(class_weights)
+        if weights.dim() != 1 or weights.numel() == 0:
+            raise ValueError(
+                f"class_weights must be a non-empty [C] vector, got {describe(weights)}"
+            )
+        if weights.is_complex() or weights.dtype == torch.bool:
+            raise TypeError(f"class_weights must be real numbers, got {describe(weights)}")
+        self.register_buffer("class_weights", weights.detach().to(torch.float32).clone())
         self.reduction = reduction
 
-    def forward(self, points, neighbors, normals, labels, valid=None):
+    def extra_repr(self) -> str:
+        return f"num_classes={self.class_weights.numel()}, reduction={self.reduction!r}"
+
+    def forward(
+        self,
+        points: torch.Tensor,
+        neighbors: torch.Tensor,
+        normals: torch.Tensor,
+        labels: torch.Tensor,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return planar_regularization_loss(
             points,
             neighbors,

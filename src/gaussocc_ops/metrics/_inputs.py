@@ -24,6 +24,8 @@ def as_labels(name: str, value: torch.Tensor, num_classes: int) -> torch.Tensor:
 def check_pair(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, min_dim: int
 ) -> None:
+    """Labels ``pred`` and ``target`` of one shape (``>= min_dim`` dims) and device, and an
+    optional bool ``mask`` of that shape."""
     if target.dim() < min_dim:
         raise ValueError(f"target must have at least {min_dim} dims, got {describe(target)}")
     if pred.shape != target.shape:
@@ -43,9 +45,22 @@ def check_pair(
 
 
 def check_class_args(num_classes: int, empty_class: int, absent: str) -> None:
+    """``num_classes >= 1``, ``empty_class`` in ``[0, num_classes)``, ``absent`` a known rule."""
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if not 0 <= empty_class < num_classes:
         raise ValueError(f"empty_class must lie in [0, {num_classes}), got {empty_class}")
     if absent not in ("zero", "exclude"):
         raise ValueError(f"absent must be 'zero' or 'exclude', got {absent!r}")
+
+
+def valid_voxels(
+    target: torch.Tensor, ignore_index: int | None, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Bool ``[...]``: ``target != ignore_index`` (everything with ``None``) and ``mask``."""
+    valid = (
+        torch.ones_like(target, dtype=torch.bool)
+        if ignore_index is None
+        else target != ignore_index
+    )
+    return valid if mask is None else valid & mask

@@ -1,78 +1,100 @@
-"""Base of the stateful metrics: additive count states, ``update/compute/reset/sync``."""
+"""What the occupancy metrics share: count states on ``torchmetrics.Metric``, safe ratios."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
-import torch.distributed as dist
+import torchmetrics
+
+from gaussocc_ops.metrics._inputs import check_class_args
 
 
-class Metric:
-    """A metric whose state is a set of additive count tensors (float64).
+class CountMetric(torchmetrics.Metric):
+    """A ``torchmetrics.Metric`` whose states are additive float64 count tensors.
 
-    ``update()`` adds a batch's counts to the local state; ``sync()`` sums the state over all
-    ``torch.distributed`` ranks (every rank must call it; the local state is kept, so calling
-    ``sync()`` again, or after more ``update()`` calls, gives the new global sum rather than
-    counting twice); ``compute()`` turns the (synced if ``sync()`` was called since the last
-    update, else local) counts into metric values; ``reset()`` zeroes everything.
-    Counts are summed in float64, which is exact up to 2^53.
+    Each state is registered with ``add_state(..., dist_reduce_fx="sum")``: ``compute()`` sums
+    the states over the ``torch.distributed`` ranks before dividing (torchmetrics' ``sync``),
+    ``forward()`` returns the value of the batch and accumulates it, ``reset()`` zeroes the
+    states, ``.to(device)`` moves them. Counts are float64, exact up to 2^53.
+
+    ``kwargs`` are torchmetrics' options (``sync_on_compute``, ``process_group``,
+    ``dist_sync_on_step``, ``compute_with_cache``, ...).
     """
 
-    def __init__(self, device: torch.device | str | None = None) -> None:
-        self.device = torch.device("cpu") if device is None else torch.device(device)
-        self._names: list[str] = []
-        self._synced: dict[str, torch.Tensor] | None = None
+    full_state_update = False
+    is_differentiable = False
 
-    def add_state(self, name: str, shape: tuple[int, ...]) -> None:
-        self._names.append(name)
-        setattr(self, name, torch.zeros(shape, dtype=torch.float64, device=self.device))
+    def add_count(self, name: str, shape: tuple[int, ...]) -> None:
+        """Register a float64 count state of ``shape``, zero at reset, summed across ranks."""
+        self.add_state(name, default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def _add(self, name: str, value: torch.Tensor) -> None:
+    def accumulate(self, name: str, value: torch.Tensor) -> None:
+        """Add ``value`` (any numeric dtype, broadcastable) to the count state ``name``."""
         state = getattr(self, name)
         state += value.detach().to(device=state.device, dtype=torch.float64)
-        self._synced = None
 
-    def states(self) -> dict[str, torch.Tensor]:
-        """The counts ``compute()`` uses: synced ones after ``sync()``, else the local ones."""
-        if self._synced is not None:
-            return self._synced
-        return {name: getattr(self, name) for name in self._names}
 
-    def reset(self) -> None:
-        for name in self._names:
-            getattr(self, name).zero_()
-        self._synced = None
+class ClassIoUMetric(CountMetric):
+    """A :class:`CountMetric` of occupancy (``geo_counts``: TP, FP, FN) and per-class
+    (``class_counts [3, C]``: TP, FP, FN) confusion counts, with the options and the IoU / mIoU
+    arithmetic that :class:`SSCMetrics` and :class:`BEVIoU` share."""
 
-    def sync(self, group: dist.ProcessGroup | None = None) -> None:
-        """All-reduce (sum) the counts over ``group`` (default: the world). No-op when
-        ``torch.distributed`` is not initialised. The states are packed into one flat tensor,
-        so this is a single collective."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        local = [getattr(self, name) for name in self._names]
-        flat = torch.cat([t.reshape(-1) for t in local])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-        synced, offset = {}, 0
-        for name, t in zip(self._names, local, strict=True):
-            synced[name] = flat[offset : offset + t.numel()].view_as(t)
-            offset += t.numel()
-        self._synced = synced
+    higher_is_better = True
 
-    def to(self, device: torch.device | str) -> Metric:
-        """Move the states (e.g. to the rank's CUDA device for NCCL)."""
-        self.device = torch.device(device)
-        for name in self._names:
-            setattr(self, name, getattr(self, name).to(self.device))
-        if self._synced is not None:
-            self._synced = {k: v.to(self.device) for k, v in self._synced.items()}
-        return self
+    def __init__(
+        self,
+        num_classes: int,
+        empty_class: int,
+        *,
+        ignore_index: int | None = 255,
+        absent: Literal["zero", "exclude"] = "zero",
+        **kwargs: Any,
+    ) -> None:
+        check_class_args(num_classes, empty_class, absent)
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.empty_class = empty_class
+        self.ignore_index = ignore_index
+        self.absent = absent
+        self.add_count("geo_counts", (3,))  # TP, FP, FN
+        self.add_count("class_counts", (3, num_classes))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, empty_class={self.empty_class}, "
+            f"ignore_index={self.ignore_index}, absent={self.absent!r}"
+        )
+
+    def class_iou(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(iou_per_class [C], miou)``: ``TP / (TP + FP + FN)`` per class (0 for a zero
+        union) and its mean over the non-empty classes under the ``absent`` rule."""
+        tp, fp, fn = self.class_counts
+        union = tp + fp + fn
+        iou = safe_ratio(tp, union)
+        include = torch.ones_like(iou, dtype=torch.bool)
+        include[self.empty_class] = False
+        if self.absent == "exclude":
+            include &= union > 0
+        return iou, mean_over(iou, include)
 
 
 def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` with 0 where ``den == 0``."""
+    """``num / den`` with 0 where ``den == 0`` (same shapes, or broadcastable).
+
+    Example:
+        >>> safe_ratio(torch.tensor([1.0, 1.0]), torch.tensor([2.0, 0.0])).tolist()
+        [0.5, 0.0]
+    """
     return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
 
 
 def mean_over(values: torch.Tensor, include: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` where ``include`` (0 when nothing is included)."""
+    """Mean of ``values [...]`` where the bool mask ``include [...]`` holds (0 when nothing is).
+
+    Example:
+        >>> mean_over(torch.tensor([1.0, 2.0, 9.0]), torch.tensor([True, True, False])).item()
+        1.5
+    """
     n = include.sum()
     return torch.where(n > 0, (values * include).sum() / n.clamp(min=1), values.new_zeros(()))

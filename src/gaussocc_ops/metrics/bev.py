@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
-from gaussocc_ops.metrics.base import Metric, mean_over, safe_ratio
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
+from gaussocc_ops.metrics.base import ClassIoUMetric, safe_ratio
 
 
-class BEVIoU(Metric):
+class BEVIoU(ClassIoUMetric):
     """IoU of BEV maps obtained by collapsing ``[B, X, Y, Z]`` label volumes over ``Z``.
 
     Only valid voxels (``target != ignore_index`` and ``mask``) take part; a column is evaluated
@@ -19,7 +17,7 @@ class BEVIoU(Metric):
     in it is non-empty. Semantics: a column carries class ``c`` when any valid voxel in it has
     class ``c`` (a column may carry several classes). IoU per class over columns, counts summed
     over the dataset; ``miou`` over non-empty classes with the ``absent`` rule of
-    :class:`SSCMetrics`.
+    :class:`SSCMetrics`. A ``torchmetrics.Metric`` (``kwargs``: its options).
 
     Example:
         >>> m = BEVIoU(num_classes=3, empty_class=0)
@@ -28,24 +26,6 @@ class BEVIoU(Metric):
         >>> m.update(p, t); m.compute()["iou"].item()
         1.0
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        empty_class: int,
-        *,
-        ignore_index: int | None = 255,
-        absent: Literal["zero", "exclude"] = "zero",
-        device: torch.device | str | None = None,
-    ) -> None:
-        check_class_args(num_classes, empty_class, absent)
-        super().__init__(device)
-        self.num_classes = num_classes
-        self.empty_class = empty_class
-        self.ignore_index = ignore_index
-        self.absent = absent
-        self.add_state("geo_counts", (3,))
-        self.add_state("class_counts", (3, num_classes))
 
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
@@ -56,13 +36,7 @@ class BEVIoU(Metric):
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 4)
         C = self.num_classes
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         for name, lab in (("pred", pred), ("target", target)):
             bad = valid & ((lab < 0) | (lab >= C))
             if bool(bad.any()):
@@ -72,7 +46,7 @@ class BEVIoU(Metric):
         column = valid.any(-1)
         p_occ = (valid & (pred != self.empty_class)).any(-1)
         t_occ = (valid & (target != self.empty_class)).any(-1)
-        self._add(
+        self.accumulate(
             "geo_counts",
             torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
         )
@@ -87,21 +61,14 @@ class BEVIoU(Metric):
         tp = (pc & tc & col).sum(dims)
         fp = (pc & ~tc & col).sum(dims)
         fn = (~pc & tc & col).sum(dims)
-        self._add("class_counts", torch.stack([tp, fp, fn]))
+        self.accumulate("class_counts", torch.stack([tp, fp, fn]))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``iou`` (BEV occupancy), ``iou_per_class [C]`` and ``miou``."""
-        s = self.states()
-        tp, fp, fn = s["geo_counts"]
-        ctp, cfp, cfn = s["class_counts"]
-        union = ctp + cfp + cfn
-        iou_c = safe_ratio(ctp, union)
-        include = torch.ones_like(iou_c, dtype=torch.bool)
-        include[self.empty_class] = False
-        if self.absent == "exclude":
-            include &= union > 0
+        tp, fp, fn = self.geo_counts
+        iou_c, miou = self.class_iou()
         return {
             "iou": safe_ratio(tp, tp + fp + fn),
             "iou_per_class": iou_c,
-            "miou": mean_over(iou_c, include),
+            "miou": miou,
         }

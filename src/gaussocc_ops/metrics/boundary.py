@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from gaussocc_ops.metrics._inputs import as_labels, check_pair
-from gaussocc_ops.metrics.base import Metric, safe_ratio
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
+from gaussocc_ops.metrics.base import CountMetric, safe_ratio
 
 
 def occupancy_boundary(occupied: torch.Tensor) -> torch.Tensor:
@@ -40,14 +42,15 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return F.max_pool3d(mask.unsqueeze(1).float(), k, stride=1, padding=radius).squeeze(1).bool()
 
 
-class BoundaryF1(Metric):
+class BoundaryF1(CountMetric):
     """Boundary F1 of occupancy with a voxel tolerance.
 
     Boundaries are extracted from ``label != empty_class`` (ignored GT voxels count as free)
     with :func:`occupancy_boundary`; boundary voxels at ignored / masked-out positions are not
     counted. ``precision`` = fraction of predicted boundary voxels within Chebyshev distance
     ``tolerance`` of a GT boundary voxel, ``recall`` = the converse, ``f1 = 2 P R / (P + R)``;
-    counts are summed over the dataset (0 when undefined).
+    counts are summed over the dataset (0 when undefined). A ``torchmetrics.Metric``
+    (``kwargs``: its options).
 
     Example:
         >>> m = BoundaryF1(empty_class=0)
@@ -56,21 +59,29 @@ class BoundaryF1(Metric):
         1.0
     """
 
+    higher_is_better = True
+
     def __init__(
         self,
         empty_class: int,
         *,
         ignore_index: int | None = 255,
         tolerance: int = 1,
-        device: torch.device | str | None = None,
+        **kwargs: Any,
     ) -> None:
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0 voxels, got {tolerance}")
-        super().__init__(device)
+        super().__init__(**kwargs)
         self.empty_class = empty_class
         self.ignore_index = ignore_index
         self.tolerance = int(tolerance)
-        self.add_state("counts", (4,))  # matched pred, pred, matched gt, gt
+        self.add_count("counts", (4,))  # matched pred, pred, matched gt, gt
+
+    def extra_repr(self) -> str:
+        return (
+            f"empty_class={self.empty_class}, ignore_index={self.ignore_index}, "
+            f"tolerance={self.tolerance}"
+        )
 
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
@@ -80,13 +91,7 @@ class BoundaryF1(Metric):
         pred = pred.argmax(1) if pred.dtype.is_floating_point else as_labels("pred", pred, 0)
         target = as_labels("target", target, 0)
         check_pair(pred, target, mask, 4)
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         t_occ = target != self.empty_class
         if self.ignore_index is not None:
             t_occ &= target != self.ignore_index
@@ -94,11 +99,11 @@ class BoundaryF1(Metric):
         bg = occupancy_boundary(t_occ) & valid
         matched_pred = (bp & dilate(bg, self.tolerance)).sum()
         matched_gt = (bg & dilate(bp, self.tolerance)).sum()
-        self._add("counts", torch.stack([matched_pred, bp.sum(), matched_gt, bg.sum()]))
+        self.accumulate("counts", torch.stack([matched_pred, bp.sum(), matched_gt, bg.sum()]))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``precision``, ``recall`` and ``f1``."""
-        mp, n_p, mg, n_g = self.states()["counts"]
+        mp, n_p, mg, n_g = self.counts
         precision, recall = safe_ratio(mp, n_p), safe_ratio(mg, n_g)
         return {
             "precision": precision,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-from gaussocc_ops.metrics._inputs import as_labels, check_class_args, check_pair
-from gaussocc_ops.metrics.base import Metric, mean_over, safe_ratio
+from gaussocc_ops.metrics._inputs import as_labels, check_pair, valid_voxels
+from gaussocc_ops.metrics.base import ClassIoUMetric, safe_ratio
 
 
-class SSCMetrics(Metric):
+class SSCMetrics(ClassIoUMetric):
     """SC-IoU and mIoU accumulated over a dataset (SSC protocol of MonoScene / SemanticKITTI).
 
     Over valid voxels (``target != ignore_index`` and ``mask``):
@@ -24,6 +22,10 @@ class SSCMetrics(Metric):
     IoU 0; ``absent="zero"`` (MonoScene) keeps it in the mean as 0, ``absent="exclude"`` leaves
     it out. Ratios with a zero denominator are 0, never NaN.
 
+    A ``torchmetrics.Metric``: ``compute()`` sums the counts over the distributed ranks,
+    ``forward(pred, target)`` returns the batch's values and accumulates them; ``kwargs`` are
+    torchmetrics' options (``sync_on_compute``, ``process_group``, ...).
+
     Example:
         >>> m = SSCMetrics(num_classes=3, empty_class=0)
         >>> t = torch.tensor([[[[0, 1], [2, 255]]]])
@@ -31,24 +33,6 @@ class SSCMetrics(Metric):
         >>> round(m.compute()["miou"].item(), 3), m.compute()["iou"].item()
         (1.0, 1.0)
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        empty_class: int,
-        *,
-        ignore_index: int | None = 255,
-        absent: Literal["zero", "exclude"] = "zero",
-        device: torch.device | str | None = None,
-    ) -> None:
-        check_class_args(num_classes, empty_class, absent)
-        super().__init__(device)
-        self.num_classes = num_classes
-        self.empty_class = empty_class
-        self.ignore_index = ignore_index
-        self.absent = absent
-        self.add_state("geo_counts", (3,))  # TP, FP, FN
-        self.add_state("class_counts", (3, num_classes))
 
     def update(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
@@ -64,13 +48,7 @@ class SSCMetrics(Metric):
         pred = as_labels("pred", pred, self.num_classes)
         target = as_labels("target", target, self.num_classes)
         check_pair(pred, target, mask, 1)
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        if mask is not None:
-            valid &= mask
+        valid = valid_voxels(target, self.ignore_index, mask)
         p, t = pred[valid], target[valid]
         C = self.num_classes
         if bool(((p < 0) | (p >= C)).any() | ((t < 0) | (t >= C)).any()):
@@ -78,31 +56,24 @@ class SSCMetrics(Metric):
                 f"labels must lie in [0, {C}) (or be ignore_index={self.ignore_index})"
             )
         p_occ, t_occ = p != self.empty_class, t != self.empty_class
-        self._add(
+        self.accumulate(
             "geo_counts",
             torch.stack([(p_occ & t_occ).sum(), (p_occ & ~t_occ).sum(), (~p_occ & t_occ).sum()]),
         )
         tp = torch.bincount(t[p == t], minlength=C)
         pred_count = torch.bincount(p, minlength=C)
         true_count = torch.bincount(t, minlength=C)
-        self._add("class_counts", torch.stack([tp, pred_count - tp, true_count - tp]))
+        self.accumulate("class_counts", torch.stack([tp, pred_count - tp, true_count - tp]))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``precision``, ``recall``, ``iou`` (geometry), ``iou_per_class [C]`` (the empty class's
         entry is its own IoU, not used in the mean) and ``miou``."""
-        s = self.states()
-        tp, fp, fn = s["geo_counts"]
-        ctp, cfp, cfn = s["class_counts"]
-        union = ctp + cfp + cfn
-        iou_c = safe_ratio(ctp, union)
-        include = torch.ones_like(iou_c, dtype=torch.bool)
-        include[self.empty_class] = False
-        if self.absent == "exclude":
-            include &= union > 0
+        tp, fp, fn = self.geo_counts
+        iou_c, miou = self.class_iou()
         return {
             "precision": safe_ratio(tp, tp + fp),
             "recall": safe_ratio(tp, tp + fn),
             "iou": safe_ratio(tp, tp + fp + fn),
             "iou_per_class": iou_c,
-            "miou": mean_over(iou_c, include),
+            "miou": miou,
         }
