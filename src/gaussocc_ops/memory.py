@@ -9,8 +9,8 @@ import torch
 
 from gaussocc_ops._checks import check_float, check_tensor, describe
 from gaussocc_ops.confidence import hybrid_confidence
+from gaussocc_ops.geometry import covariance, decompose_covariance, quat_multiply, rotmat_to_quat
 from gaussocc_ops.radius import radius_neighbors
-from gaussocc_ops.reference.splat import quat_to_rotmat
 from gaussocc_ops.types import Gaussians
 
 FusionMode = Literal["gpocc", "sgr"]
@@ -46,66 +46,6 @@ class InsertResult(NamedTuple):
     fused: int
     inserted: int
     evicted: int
-
-
-def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product ``a b`` of ``[..., 4]`` quaternions ``(w, x, y, z)``."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
-
-
-def rotmat_to_quat(R: torch.Tensor) -> torch.Tensor:
-    """``[..., 3, 3]`` rotations → unit quaternions ``(w, x, y, z)`` with ``w >= 0``.
-
-    Each rotation uses the largest of ``|w|, |x|, |y|, |z|`` as pivot (Shepperd's method), so
-    the division is always by at least 1/2.
-    """
-    m = R.unbind(-1)
-    m00, m10, m20 = m[0].unbind(-1)
-    m01, m11, m21 = m[1].unbind(-1)
-    m02, m12, m22 = m[2].unbind(-1)
-    squares = torch.stack(
-        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1
-    )
-    pivot = squares.argmax(-1, keepdim=True)
-    root = squares.gather(-1, pivot).clamp_min(1e-12).sqrt().squeeze(-1)  # 2 |pivot component|
-    candidates = torch.stack(
-        [
-            torch.stack([root * root, m21 - m12, m02 - m20, m10 - m01], -1),
-            torch.stack([m21 - m12, root * root, m01 + m10, m02 + m20], -1),
-            torch.stack([m02 - m20, m01 + m10, root * root, m12 + m21], -1),
-            torch.stack([m10 - m01, m02 + m20, m12 + m21, root * root], -1),
-        ],
-        -2,
-    )
-    q = candidates.gather(-2, pivot[..., None].expand(*pivot.shape[:-1], 1, 4)).squeeze(-2)
-    q = q / (2 * root[..., None])
-    q = torch.nn.functional.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-
-def covariance(scales: torch.Tensor, quats: torch.Tensor) -> torch.Tensor:
-    """``Sigma = R diag(s^2) R^T`` of ``[..., 3]`` scales and ``[..., 4]`` quaternions."""
-    M = quat_to_rotmat(quats) * scales[..., None, :]
-    return M @ M.transpose(-1, -2)
-
-
-def decompose_covariance(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scales and unit quaternions (``w >= 0``) with ``covariance(scales, quats) == cov`` for
-    symmetric positive semi-definite ``[..., 3, 3]`` ``cov`` (eigen-decomposition)."""
-    evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.transpose(-1, -2)))
-    det = torch.linalg.det(evecs)
-    evecs = torch.cat([evecs[..., :2], evecs[..., 2:] * torch.sign(det)[..., None, None]], -1)
-    return evals.clamp_min(0).sqrt(), rotmat_to_quat(evecs)
 
 
 class GaussianMemory:
