@@ -25,6 +25,15 @@ def _pose(seed, dtype=torch.float32):
     return T
 
 
+K64 = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
+
+
+def _camera(cam2world=None, K=K64):
+    """A single-view 64 x 64 camera at the pose ``cam2world [4, 4]`` (default the identity)."""
+    cam2world = torch.eye(4) if cam2world is None else cam2world
+    return go.Cameras.from_cam2world(cam2world[None], K[None].to(cam2world), height=64, width=64)
+
+
 def _to_camera(means_world, cam2world):
     R, t = cam2world[:3, :3], cam2world[:3, 3]
     return (means_world - t) @ R
@@ -57,7 +66,7 @@ def test_insert_moves_gaussians_to_world():
     scales = torch.rand(n, 3, generator=g) * 0.1 + 0.01
     cam = _gaussians(torch.randn(n, 3, generator=g), scales=scales, quats=quats)
     mem = go.GaussianMemory(radius=1e-3)
-    assert mem.insert(cam, T) == go.InsertResult(0, n, 0)
+    assert mem.insert(cam, _camera(T)) == go.InsertResult(0, n, 0)
     R, t = T[:3, :3], T[:3, 3]
     torch.testing.assert_close(mem.means, cam.means @ R.T + t)
     rot = quat_to_rotmat(quats)
@@ -70,7 +79,7 @@ def test_insert_moves_gaussians_to_world():
 def test_fusion_formula_against_hand_computation():
     gamma = 0.3
     mem = go.GaussianMemory(radius=0.5, gamma=gamma, max_neighbors=2)
-    eye = torch.eye(4)
+    eye = _camera()
     first = _gaussians(
         torch.tensor([[0.0, 0.0, 0.0]]),
         scales=torch.tensor([[0.1, 0.2, 0.3]]),
@@ -137,10 +146,10 @@ def test_same_frame_twice_keeps_positions_and_confidences():
         scales=torch.rand(64, 3, generator=g) * 0.1 + 0.02,
     )
     mem = go.GaussianMemory(radius=0.3, gamma=0.2)
-    mem.insert(cam, T)
+    mem.insert(cam, _camera(T))
     before = {k: getattr(mem, k).clone() for k in ("means", "opacities", "features", "confidence")}
     cov_before = covariance(mem.scales, mem.quats)
-    assert mem.insert(cam, T) == go.InsertResult(fused=64, inserted=0, evicted=0)
+    assert mem.insert(cam, _camera(T)) == go.InsertResult(fused=64, inserted=0, evicted=0)
     for k, v in before.items():
         torch.testing.assert_close(getattr(mem, k), v)
     torch.testing.assert_close(before["confidence"], probs.amax(-1))
@@ -154,8 +163,8 @@ def test_quaternion_sign_does_not_matter():
     q = torch.nn.functional.normalize(torch.randn(1, 4, generator=g), dim=-1)
     scales = torch.tensor([[0.05, 0.1, 0.3]])
     mem = go.GaussianMemory(radius=0.1)
-    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=q), torch.eye(4))
-    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=-q), torch.eye(4))
+    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=q), _camera())
+    mem.insert(_gaussians(torch.zeros(1, 3), scales=scales, quats=-q), _camera())
     torch.testing.assert_close(
         covariance(mem.scales, mem.quats), covariance(scales, q), atol=1e-6, rtol=1e-5
     )
@@ -177,7 +186,7 @@ def test_fused_covariances_stay_spd_under_rotations(seed):
             torch.rand(n, generator=g, dtype=torch.float64),
             torch.softmax(torch.randn(n, 3, generator=g, dtype=torch.float64), -1),
         )
-        mem.insert(cam, T)
+        mem.insert(cam, _camera(T))
     cov = covariance(mem.scales, mem.quats)
     assert (torch.linalg.eigvalsh(cov) > 0).all()
     torch.testing.assert_close(mem.quats.norm(dim=-1), torch.ones(len(mem), dtype=torch.float64))
@@ -193,7 +202,7 @@ def test_static_scene_converges_and_stays_bounded():
         T = _pose(100 + f)
         seen = torch.rand(len(scene), generator=g) < 0.6
         noise = 0.03 * torch.randn(int(seen.sum()), 3, generator=g)
-        mem.insert(_gaussians(_to_camera(scene[seen] + noise, T)), T)
+        mem.insert(_gaussians(_to_camera(scene[seen] + noise, T)), _camera(T))
         sizes.append(len(mem))
         single_view_error.append(noise.norm(dim=-1).mean())
     assert sizes[-1] == len(scene) and max(sizes) <= len(scene)
@@ -207,7 +216,7 @@ def test_static_scene_converges_and_stays_bounded():
 
 def test_max_size_evicts_lowest_confidence_then_oldest():
     mem = go.GaussianMemory(radius=0.1, max_size=4)
-    eye = torch.eye(4)
+    eye = _camera()
     mem.insert(
         _gaussians(torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]])),
         eye,
@@ -234,7 +243,7 @@ def test_long_stream_with_max_size_never_grows_past_it():
         pts = torch.rand(100, 3, generator=g) * 10
         mem.insert(
             _gaussians(pts, features=torch.softmax(torch.randn(100, 3, generator=g), -1)),
-            torch.eye(4),
+            _camera(),
         )
         assert len(mem) <= 300
     assert len(mem) == 300
@@ -244,8 +253,8 @@ def test_valid_mask_and_empty_frames():
     mem = go.GaussianMemory(radius=0.1)
     g = _gaussians(torch.tensor([[0.0, 0, 0], [1, 0, 0]]))
     g.valid = torch.tensor([True, False])
-    assert mem.insert(g, torch.eye(4)).inserted == 1
-    assert mem.insert(_gaussians(torch.zeros(0, 3)), torch.eye(4)) == go.InsertResult(0, 0, 0)
+    assert mem.insert(g, _camera()).inserted == 1
+    assert mem.insert(_gaussians(torch.zeros(0, 3)), _camera()) == go.InsertResult(0, 0, 0)
     assert len(mem) == 1 and mem.frame_index == 2
 
 
@@ -261,13 +270,13 @@ def _sgr_setup(depth_value):
         features=features,
     )
     depth = torch.full((64, 64), depth_value)
-    mem.insert(first, torch.eye(4), depth=depth, intrinsics=K)
+    mem.insert(first, _camera(K=K), depth=depth)
     second = _gaussians(
         torch.tensor([[0.2, 0.0, 2.0], [9.2, 0.0, 2.0]]),
         features=features,
         opacities=torch.tensor([0.9, 0.9]),
     )
-    mem.insert(second, torch.eye(4), depth=depth, intrinsics=K)
+    mem.insert(second, _camera(K=K), depth=depth)
     return mem
 
 
@@ -293,7 +302,7 @@ def test_sgr_depth_conflict_moves_the_anchor_by_one_minus_c():
 def test_sgr_needs_depth_and_intrinsics():
     mem = go.GaussianMemory(radius=0.5, mode="sgr")
     with pytest.raises(ValueError, match="needs depth"):
-        mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))
+        mem.insert(_gaussians(torch.zeros(1, 3)), _camera())
 
 
 # ---- state -----------------------------------------------------------------------------------
@@ -313,11 +322,11 @@ def test_state_dict_round_trip_through_a_file(tmp_path):
                     quats=torch.randn(150, 4, generator=g),
                     features=torch.softmax(torch.randn(150, 3, generator=g), -1),
                 ),
-                T,
+                _camera(T),
             )
         )
-    for cam, T in frames[:3]:
-        mem.insert(cam, T)
+    for cam, camera in frames[:3]:
+        mem.insert(cam, camera)
     path = tmp_path / "memory.pt"
     torch.save(mem.state_dict(), path)
     state = torch.load(path)
@@ -344,7 +353,7 @@ def test_state_dict_round_trip_through_a_file(tmp_path):
 
 def test_load_state_dict_rejects_other_config():
     mem = go.GaussianMemory(radius=0.2)
-    mem.insert(_gaussians(torch.zeros(2, 3)), torch.eye(4))
+    mem.insert(_gaussians(torch.zeros(2, 3)), _camera())
     with pytest.raises(ValueError, match="radius"):
         go.GaussianMemory(radius=0.3).load_state_dict(mem.state_dict())
 
@@ -376,18 +385,19 @@ def test_insert_validation():
         torch.zeros(2, 3, 3), 0.1, torch.ones(2, 3), torch.ones(2, 3, 2)
     )
     with pytest.raises(ValueError, match="unbatched"):
-        mem.insert(batched, torch.eye(4))
+        mem.insert(batched, _camera())
     with pytest.raises(ValueError, match="rigid"):
-        mem.insert(_gaussians(torch.zeros(1, 3)), torch.diag(torch.tensor([2.0, 1, 1, 1])))
+        not_rigid = torch.diag(torch.tensor([2.0, 1, 1, 1]))[None]
+        mem.insert(_gaussians(torch.zeros(1, 3)), go.Cameras(not_rigid, K64[None], 64, 64))
     with pytest.raises(TypeError, match="gaussians_cam must be"):
-        mem.insert(torch.zeros(1, 3), torch.eye(4))
-    mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))
+        mem.insert(torch.zeros(1, 3), _camera())
+    mem.insert(_gaussians(torch.zeros(1, 3)), _camera())
     with pytest.raises(ValueError, match="feature channels"):
-        mem.insert(_gaussians(torch.zeros(1, 3), features=torch.ones(1, 5)), torch.eye(4))
+        mem.insert(_gaussians(torch.zeros(1, 3), features=torch.ones(1, 5)), _camera())
     with pytest.raises(ValueError, match="confidence must be"):
-        mem.insert(_gaussians(torch.zeros(2, 3)), torch.eye(4), confidence=torch.ones(3))
+        mem.insert(_gaussians(torch.zeros(2, 3)), _camera(), confidence=torch.ones(3))
     with pytest.raises(ValueError, match="only used with mode='sgr'"):
-        mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4), depth=torch.ones(4, 4))
+        mem.insert(_gaussians(torch.zeros(1, 3)), _camera(), depth=torch.ones(4, 4))
 
 
 def test_to_occupancy_equals_accumulating_the_world_frame_gaussians():
@@ -396,7 +406,7 @@ def test_to_occupancy_equals_accumulating_the_world_frame_gaussians():
     probs = torch.tensor([0.7, 0.2, 0.1]).expand(len(world), 3).clone()
     cam = _gaussians(_to_camera(world, T), scales=torch.full((len(world), 3), 0.2), features=probs)
     mem = go.GaussianMemory(radius=0.1)
-    mem.insert(cam, T)
+    mem.insert(cam, _camera(T))
     grid = go.VoxelGrid(origin=(-0.5, -0.5, -0.5), voxel_size=0.25, shape=(14, 14, 14))
     occ = mem.to_occupancy(grid, empty_class=-1)
     direct = go.gaussians_to_occupancy(
