@@ -426,3 +426,194 @@ def test_to_occupancy_equals_accumulating_the_world_frame_gaussians():
     torch.testing.assert_close(class0, 0.7 * at_means, rtol=1e-3, atol=0)
     with pytest.raises(ValueError, match="the memory is empty"):
         go.GaussianMemory(radius=0.1).to_occupancy(grid)
+
+
+# ---- incremental index, storage and eviction ---------------------------------------------------
+
+
+def _stream_frame(g, f, n, dtype=torch.float32, channels=4):
+    """A frame revisiting a 3 m box from a rotating pose; a fifth of the points are on a
+    5 cm lattice (exact distance ties), some repeat the previous frame's points."""
+    T = _pose(1000 + f, dtype)
+    world = torch.rand(n, 3, generator=g, dtype=dtype) * 3
+    world[: n // 5] = torch.round(world[: n // 5] * 20) / 20
+    cam = go.Gaussians(
+        _to_camera(world, T),
+        torch.rand(n, 3, generator=g, dtype=dtype) * 0.05 + 0.01,
+        torch.randn(n, 4, generator=g, dtype=dtype),
+        torch.rand(n, generator=g, dtype=dtype),
+        torch.softmax(2 * torch.randn(n, channels, generator=g, dtype=dtype), -1),
+    )
+    tags = torch.rand(n, generator=g) < 0.7
+    return cam, _camera(T), tags
+
+
+def test_incremental_index_equals_a_scratch_search_after_every_insert():
+    """Over a long stream with evictions and compactions, the memory's incrementally maintained
+    index answers exactly what radius_neighbors over the current memory answers."""
+    g = torch.Generator().manual_seed(21)
+    mem = go.GaussianMemory(radius=0.12, max_size=900, max_neighbors=3)
+    compactions, used_before = 0, 0
+    for f in range(70):
+        cam, camera, tags = _stream_frame(g, f, int(torch.randint(60, 160, (1,), generator=g)))
+        mem.insert(cam, camera, tags=tags)
+        compactions += mem._used < used_before
+        used_before = mem._used
+        queries = torch.cat([mem.means[::7], torch.rand(100, 3, generator=g) * 3.2 - 0.1])
+        got = mem.neighbors(queries)
+        want = go.radius_neighbors(queries, mem.means, 0.12, 3, backend="cpu")
+        assert torch.equal(got.indices, want.indices), f
+        assert torch.equal(got.distances, want.distances), f
+        # evicted slots are compacted once they outnumber the live ones (amortised O(1))
+        assert mem._used - len(mem) <= max(len(mem), 1024)
+    assert len(mem) == 900 and compactions >= 2
+
+
+@pytest.mark.parametrize("mode", ["gpocc", "sgr"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_memory_equals_the_reference_memory(mode, dtype):
+    """The kernels (cell hash, fusion, eviction heap) against the pure-PyTorch memory
+    (brute-force search, torch.linalg.eigh, sorted eviction): the same fusions, insertions and
+    evictions; the same bits for every attribute but the re-decomposed covariance."""
+    g = torch.Generator().manual_seed(22)
+    kwargs = {"radius": 0.1, "max_size": 700, "mode": mode, "dtype": dtype, "sigma_geo": 0.5}
+    mems = [go.GaussianMemory(**kwargs), go.GaussianMemory(**kwargs, backend="reference")]
+    depth = torch.full((64, 64), 2.0, dtype=dtype)
+    extra = {"depth": depth} if mode == "sgr" else {}
+    for f in range(25):
+        cam, camera, tags = _stream_frame(g, f, 150, dtype)
+        results = [m.insert(cam, camera, tags=tags, **extra) for m in mems]
+        assert results[0] == results[1], f
+        for k in ("means", "opacities", "features", "confidence", "observations", "last_seen"):
+            assert torch.equal(getattr(mems[0], k), getattr(mems[1], k)), (f, k)
+        assert torch.equal(mems[0].tags, mems[1].tags)
+        tol = {"atol": 1e-6, "rtol": 1e-5} if dtype == torch.float32 else {}
+        torch.testing.assert_close(
+            covariance(mems[0].scales, mems[0].quats),
+            covariance(mems[1].scales, mems[1].quats),
+            **tol,
+        )
+    assert sum(r.evicted for r in results) or len(mems[0]) == 700
+
+
+def test_eviction_heap_follows_changed_confidences():
+    """A fused Gaussian's confidence changes its eviction rank: the heap sees the new value."""
+    mem = go.GaussianMemory(radius=0.1, max_size=3)
+    xs = torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]])
+    mem.insert(_gaussians(xs), _camera(), confidence=torch.tensor([0.5, 0.6, 0.7]))
+    # raise Gaussian 0 to the top: gamma p_0 p_0 + (1 - gamma) 1.0 ... > 0.7
+    mem.insert(_gaussians(xs[:1]), _camera(), confidence=torch.tensor([1.0]))
+    assert mem.confidence[0] > 0.7
+    result = mem.insert(_gaussians(torch.tensor([[5.0, 0, 0]])), _camera(), torch.tensor([0.65]))
+    # now 0.6 (Gaussian 1) is the lowest: it goes, not Gaussian 0
+    assert result.evicted == 1 and mem.means[:, 0].tolist() == [0.0, 2.0, 5.0]
+
+
+def test_returned_tensors_do_not_change_with_later_inserts():
+    mem = go.GaussianMemory(radius=0.5)
+    mem.insert(_gaussians(torch.zeros(1, 3)), _camera())
+    means, world = mem.means, mem.gaussians
+    mem.insert(_gaussians(torch.full((1, 3), 0.2)), _camera())
+    assert means.tolist() == [[0.0, 0.0, 0.0]] and world.means.tolist() == [[0.0, 0.0, 0.0]]
+    assert mem.means[0, 0] > 0
+
+
+# ---- source tags and SGR-OCC's visibility-aware pool -------------------------------------------
+
+
+def test_tags_are_stored_fused_by_or_and_saved():
+    mem = go.GaussianMemory(radius=0.1)
+    xs = torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]])
+    mem.insert(_gaussians(xs), _camera(), tags=torch.tensor([0, 0, 1]))
+    assert mem.tags.tolist() == [False, False, True]
+    # a predicted observation fused into a random anchor makes it predicted; a random one
+    # fused into a predicted anchor leaves it predicted
+    mem.insert(_gaussians(xs), _camera(), tags=torch.tensor([True, False, False]))
+    assert mem.tags.tolist() == [True, False, True]
+    mem.insert(_gaussians(torch.tensor([[9.0, 0, 0]])), _camera())  # default: predicted
+    state = mem.state_dict()
+    assert state["tags"].tolist() == [True, False, True, True]
+    assert go.GaussianMemory.from_state_dict(state).tags.tolist() == [True, False, True, True]
+    del state["tags"]  # a state saved before tags existed: every Gaussian a predicted anchor
+    assert go.GaussianMemory.from_state_dict(state).tags.tolist() == [True] * 4
+    with pytest.raises(ValueError, match="tags must be bool or 0/1"):
+        mem.insert(_gaussians(xs[:1]), _camera(), tags=torch.tensor([2]))
+
+
+def _wall_scene():
+    """Camera at the origin looking down +z (64 x 64, f = 50), a wall 2 m away, a hole in it
+    without predicted depth at pixel columns >= 48."""
+    depth = torch.full((64, 64), 2.0)
+    depth[:, 48:] = 0.0
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 4.0],  # 0: behind the wall (occluded)
+            [0.0, 0.0, 2.05],  # 1: on the wall (visible, consistent)
+            [0.0, 0.0, 1.0],  # 2: in front of the wall, in seen free space (invalid)
+            [50.0, 0.0, 2.0],  # 3: outside the image
+            [0.0, 0.0, -3.0],  # 4: behind the camera
+            [0.7, 0.0, 2.0],  # 5: on the hole, no predicted depth there (u = 49.5)
+            [0.1, 0.1, 5.0],  # 6: behind the wall, predicted anchor
+            [-0.1, 0.0, 2.3],  # 7: 0.3 m behind the wall: consistent at the tolerance
+        ]
+    )
+    tags = torch.tensor([False, False, False, False, False, False, True, False])
+    return anchors, tags, depth
+
+
+def test_visibility_pool_mask_on_constructed_cases():
+    anchors, tags, depth = _wall_scene()
+    keep = go.memory.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.3)
+    assert keep.tolist() == [False, True, False, True, True, True, True, True]
+    # the tag rule: as predicted anchors, the occluded and the invalid ones are kept too
+    keep_all = go.memory.visibility_pool_mask(
+        anchors, torch.ones(8, dtype=torch.bool), _camera(), depth, tolerance=0.3
+    )
+    assert keep_all.all()
+    # a tighter tolerance makes the anchor 0.3 m behind the wall occluded
+    tight = go.memory.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.29)
+    assert tight.tolist() == [False, True, False, True, True, True, True, False]
+
+
+def test_visibility_pool_drops_occluded_random_anchors_and_leaves_the_rest_untouched():
+    anchors, tags, depth = _wall_scene()
+    mem = go.GaussianMemory(radius=0.05, visibility_pool=True, pool_tolerance=0.3)
+    first = _gaussians(anchors, opacities=torch.linspace(0.1, 0.8, 8))
+    assert mem.insert(first, _camera(), depth=torch.zeros(64, 64), tags=tags).dropped == 0
+    before = {k: getattr(mem, k).clone() for k in ("means", "scales", "opacities", "last_seen")}
+    # the next frame sees the wall and adds one Gaussian far from every anchor
+    result = mem.insert(
+        _gaussians(torch.tensor([[0.0, -0.5, 2.0]])), _camera(), depth=depth, tags=None
+    )
+    assert result == go.InsertResult(fused=0, inserted=1, evicted=0, dropped=2)
+    kept = [1, 3, 4, 5, 6, 7]
+    for k, v in before.items():
+        assert torch.equal(getattr(mem, k)[:6], v[kept]), k  # untouched, in order
+    assert mem.tags.tolist() == [False, False, False, False, True, False, True]
+    # the index forgot the dropped ones
+    assert mem.neighbors(anchors[:1]).indices[0, 0] == -1
+    # an explicit pass with another view
+    assert mem.prune_by_visibility(_camera(), torch.full((64, 64), 10.0)) == 3  # 1, 5, 7 now
+
+
+def test_visibility_pool_needs_depth_and_a_pinhole_view():
+    mem = go.GaussianMemory(radius=0.1, visibility_pool=True)
+    with pytest.raises(ValueError, match="needs depth"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), _camera())
+    with pytest.raises(ValueError, match=r"depth must be \[H, W\] = \[64, 64\]"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), _camera(), depth=torch.ones(48, 64))
+    assert go.GaussianMemory(radius=0.1, sigma_geo=0.2, visibility_pool=True).pool_tolerance is None
+
+
+def test_insert_takes_one_view_of_cameras():
+    mem = go.GaussianMemory(radius=0.1)
+    two = go.Cameras.from_cam2world(
+        torch.eye(4).expand(2, 4, 4), K64.expand(2, 3, 3), height=64, width=64
+    )
+    with pytest.raises(ValueError, match="single view"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), two)
+    batched = go.Cameras(torch.eye(4).expand(1, 1, 4, 4), K64.expand(1, 1, 3, 3), 64, 64)
+    with pytest.raises(ValueError, match="single view"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), batched)
+    with pytest.raises(TypeError, match="camera must be gaussocc_ops.Cameras"):
+        mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))

@@ -12,6 +12,7 @@ from gaussocc_ops import _ext
 from gaussocc_ops._checks import check_float, check_tensor, describe
 from gaussocc_ops.confidence import hybrid_confidence
 from gaussocc_ops.geometry import quat_multiply, rotmat_to_quat
+from gaussocc_ops.radius import RadiusNeighbors
 from gaussocc_ops.radius_index import RadiusIndex
 from gaussocc_ops.reference import memory as ref
 from gaussocc_ops.types import Cameras, Gaussians
@@ -423,6 +424,35 @@ class GaussianMemory:
         self._frame = frame + 1
         self._maybe_compact()
         return InsertResult(fused, count, evicted, dropped)
+
+    def neighbors(self, queries: torch.Tensor) -> RadiusNeighbors:
+        """The memory Gaussians a Gaussian at each query position would be fused with: the
+        ``max_neighbors`` nearest within ``radius`` (inclusive), nearest first, ties by the
+        smaller index, from the memory's incrementally maintained index.
+
+        Args:
+            queries: ``[M, 3]`` world-frame positions (the memory's dtype and device).
+
+        Returns:
+            :class:`~gaussocc_ops.RadiusNeighbors` ``(indices [M, K] into the rows of
+            :attr:`means`, -1 padded; distances [M, K], inf padded)``: the same as
+            ``radius_neighbors(queries, memory.means, radius, max_neighbors)``.
+        """
+        check_tensor("queries", queries, last=(3,))
+        if queries.dim() != 2 or queries.dtype != self.dtype or queries.device != self.device:
+            raise ValueError(
+                f"queries must be [M, 3] {self.dtype} on {self.device}, got {describe(queries)}"
+            )
+        if self._buf is None:
+            return RadiusNeighbors(
+                torch.full((len(queries), self.max_neighbors), -1, device=self.device),
+                queries.new_full((len(queries), self.max_neighbors), float("inf")),
+            )
+        slots, dist = self._index.query(
+            queries, self._buf["means"][: self._used], self.radius, self.max_neighbors
+        )
+        rank = torch.cumsum(self._alive[: self._used], 0) - 1  # slot -> row of `means`
+        return RadiusNeighbors(torch.where(slots >= 0, rank[slots.clamp_min(0)], slots), dist)
 
     def prune_by_visibility(self, camera: Cameras, depth: torch.Tensor) -> int:
         """Apply SGR-OCC's visibility-aware pool (:func:`visibility_pool_mask`) to the memory
