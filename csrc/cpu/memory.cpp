@@ -57,7 +57,8 @@ void memory_fuse_cpu(const at::Tensor& means, const at::Tensor& scales, const at
                          features.size(1),
                          gamma,
                          frame};
-    at::parallel_for(0, T, 128, [&](int64_t begin, int64_t end) {
+    // about 1 ms of work per chunk (see cpu/radius_index.cpp)
+    at::parallel_for(0, T, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) memory_fuse_one(a, t);
     });
   });

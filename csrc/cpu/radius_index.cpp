@@ -80,7 +80,9 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cpu(const at::Tensor& tabl
     const int64_t* snode = slot_node.data_ptr<int64_t>();
     int64_t* ip = idx.data_ptr<int64_t>();
     scalar_t* dp = dist.data_ptr<scalar_t>();
-    at::parallel_for(0, M, 256, [&](int64_t begin, int64_t end) {
+    // about 1 ms of work per chunk: a frame of a few thousand queries runs inline, without waking
+    // the thread pool (on a loaded machine each parallel region waits for the scheduler)
+    at::parallel_for(0, M, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t found = index_search_one<scalar_t>(qp + 3 * t, pp, keys, heads, S, nslot, nnext, snode,
                                                          cell_size, radius, K, ip + K * t, dp + K * t);
