@@ -617,3 +617,72 @@ def test_insert_takes_one_view_of_cameras():
         mem.insert(_gaussians(torch.zeros(1, 3)), batched)
     with pytest.raises(TypeError, match="camera must be gaussocc_ops.Cameras"):
         mem.insert(_gaussians(torch.zeros(1, 3)), torch.eye(4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("mode", ["gpocc", "sgr"])
+def test_cuda_memory_matches_cpu(mode):
+    """The CUDA index, fusion kernel and sorted eviction against the CPU kernels and heap."""
+    g = torch.Generator().manual_seed(23)
+    kwargs = {"radius": 0.1, "max_size": 700, "mode": mode, "visibility_pool": mode == "sgr"}
+    mems = [go.GaussianMemory(**kwargs), go.GaussianMemory(**kwargs, device="cuda")]
+    depth = torch.full((64, 64), 2.0)
+    for f in range(20):
+        cam, camera, tags = _stream_frame(g, f, 150)
+        extra = {"depth": depth} if mode == "sgr" else {}
+        want = mems[0].insert(cam, camera, tags=tags, **extra)
+        extra = {k: v.cuda() for k, v in extra.items()}
+        got = mems[1].insert(cam.to("cuda"), camera.to("cuda"), tags=tags.cuda(), **extra)
+        assert got == want, f
+        for k in ("means", "opacities", "features", "confidence", "last_seen", "tags"):
+            torch.testing.assert_close(getattr(mems[1], k).cpu(), getattr(mems[0], k))
+        torch.testing.assert_close(
+            covariance(mems[1].scales, mems[1].quats).cpu(),
+            covariance(mems[0].scales, mems[0].quats),
+            atol=1e-6,
+            rtol=1e-5,
+        )
+
+
+@pytest.mark.skipif(
+    not go.build_info()["ops"] or "memory_evict_heap" not in go.build_info()["ops"],
+    reason="the extension is not built",
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_eviction_heap_op_pops_in_eviction_order(dtype):
+    """memory_evict_heap against two stable sorts: rows added, removed (anywhere in the heap),
+    re-added with new keys (the memory's protocol for fused rows) and popped, with many ties."""
+    from gaussocc_ops.memory import eviction_order
+
+    g = torch.Generator().manual_seed(24)
+    cap = 400
+    heap, pos = torch.zeros(cap, dtype=torch.long), torch.full((cap,), -1, dtype=torch.long)
+    size = torch.zeros(1, dtype=torch.long)
+    conf, seen = torch.zeros(cap, dtype=dtype), torch.zeros(cap, dtype=torch.long)
+    alive = torch.zeros(cap, dtype=torch.bool)
+    used = 0
+    for step in range(40):
+        live = alive.nonzero().squeeze(1)
+        changed = live[torch.rand(len(live), generator=g) < 0.3]
+        dropped = live[torch.rand(len(live), generator=g) < 0.05]
+        changed = changed[~torch.isin(changed, dropped)]
+        empty = torch.zeros(0, dtype=torch.long)
+        op = torch.ops.gaussocc.memory_evict_heap
+        assert op(heap, pos, size, conf, seen, torch.cat([changed, dropped]), empty, 0).numel() == 0
+        alive[dropped] = False
+        conf[changed] = torch.randint(0, 4, (len(changed),), generator=g).to(dtype) / 4
+        seen[changed] = step
+        new = torch.arange(used, used + 8)
+        used += 8
+        conf[new] = torch.randint(0, 4, (8,), generator=g).to(dtype) / 4
+        seen[new] = step
+        alive[new] = True
+        pop = max(0, int(alive.sum()) - 60)
+        live = alive.nonzero().squeeze(1)
+        want = live[eviction_order(conf[live], seen[live])[:pop]]
+        got = op(heap, pos, size, conf, seen, empty, torch.cat([changed, new]), pop)
+        assert torch.equal(got, want), step
+        alive[got] = False
+        assert int(size) == int(alive.sum())
+    with pytest.raises(RuntimeError, match="already in the heap"):
+        op(heap, pos, size, conf, seen, empty, alive.nonzero()[:1, 0], 0)

@@ -272,6 +272,7 @@ class GaussianMemory:
         compiled = backend == "auto"
         if compiled and not _ext.kernel_available("memory_fuse", self.device):
             _ext.warn_fallback("memory_fuse")
+        # the pure-PyTorch fusion is the fallback where the kernel is missing
         self._fuse_op = (
             torch.ops.gaussocc.memory_fuse
             if compiled and _ext.kernel_available("memory_fuse", self.device)
@@ -661,7 +662,7 @@ class GaussianMemory:
             evicted = self._heap_op(touched[:0], touched, excess)
         elif excess:
             live = self._alive[: self._used].nonzero().squeeze(1)
-            order = ref.eviction_order(self._buf["confidence"][live], self._buf["last_seen"][live])
+            order = eviction_order(self._buf["confidence"][live], self._buf["last_seen"][live])
             evicted = live[order[:excess]]
         else:
             return 0
@@ -820,6 +821,19 @@ class GaussianMemory:
             if self._use_heap:
                 self._heap_op(dropped, dropped[:0], 0)
         return dropped.numel()
+
+
+def eviction_order(confidence: torch.Tensor, last_seen: torch.Tensor) -> torch.Tensor:
+    """Rows ``[N]`` in the order :class:`GaussianMemory` evicts them: lowest ``confidence``
+    first, ties by oldest ``last_seen``, then by lowest row (two stable sorts; the eviction of
+    the CUDA and reference memories, and the order the CPU heap ``memory_evict_heap`` follows).
+
+    Example:
+        >>> eviction_order(torch.tensor([0.5, 0.2, 0.5, 0.2]), torch.tensor([3, 1, 2, 1])).tolist()
+        [1, 3, 2, 0]
+    """
+    order = torch.sort(last_seen, stable=True).indices
+    return order[torch.sort(confidence[order], stable=True).indices]
 
 
 def _check_single_camera(camera, device) -> None:

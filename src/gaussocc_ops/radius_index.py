@@ -35,8 +35,9 @@ class RadiusIndex:
     skipped by queries and dropped when they outnumber the live ones (a rebuild, amortised
     O(1) per change). Costs: filing O(1) per slot; a query visits the
     ``ceil(2 radius / cell_size + 1)^3`` cells around it (27 or 64 with the default
-    ``cell_size = radius``) and their points; memory ``~64`` bytes per node plus ``16`` per
-    slot. ``backend="reference"`` answers queries by brute force over the filed slots.
+    ``cell_size = radius``) and their points; memory: 16 bytes per slot, 16 per node of capacity
+    and 16 per table entry (2-4 entries per node of capacity). ``backend="reference"`` answers
+    queries by brute force over the filed slots.
 
     Args:
         cell_size: cell edge (> 0); a query radius may be at most ``31 * cell_size``.

@@ -1,4 +1,4 @@
-"""Pure-PyTorch references of the GaussianMemory ops: the fusion step and the eviction order."""
+"""Pure-PyTorch reference of the GaussianMemory fusion step (op ``memory_fuse``)."""
 
 from __future__ import annotations
 
@@ -96,13 +96,6 @@ def memory_fuse(
         0, inverse, new_tags[pair_new].long()
     )
     tags.index_copy_(0, targets, tags[targets] | (seen_tag > 0))
-
-
-def eviction_order(confidence: torch.Tensor, last_seen: torch.Tensor) -> torch.Tensor:
-    """Rows ``[N]`` in eviction order: lowest confidence first, ties by oldest ``last_seen``,
-    then by lowest row."""
-    order = torch.sort(last_seen, stable=True).indices
-    return order[torch.sort(confidence[order], stable=True).indices]
 
 
 def _rows(per_row: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
