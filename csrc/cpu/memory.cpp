@@ -34,29 +34,10 @@ void memory_fuse_cpu(const at::Tensor& means, const at::Tensor& scales, const at
   for (int64_t p = 0; p < P; ++p)
     TORCH_CHECK(pp[p] >= 0 && pp[p] < n, "memory_fuse: pair_new ", pp[p], " outside [0, ", n, ")");
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "memory_fuse_cpu", [&] {
-    FuseArgs<scalar_t> a{means.data_ptr<scalar_t>(),
-                         scales.data_ptr<scalar_t>(),
-                         quats.data_ptr<scalar_t>(),
-                         opacities.data_ptr<scalar_t>(),
-                         features.data_ptr<scalar_t>(),
-                         confidence.data_ptr<scalar_t>(),
-                         observations.data_ptr<int64_t>(),
-                         last_seen.data_ptr<int64_t>(),
-                         tags.data_ptr<bool>(),
-                         new_means.data_ptr<scalar_t>(),
-                         new_scales.data_ptr<scalar_t>(),
-                         new_quats.data_ptr<scalar_t>(),
-                         new_opacities.data_ptr<scalar_t>(),
-                         new_features.data_ptr<scalar_t>(),
-                         new_confidence.data_ptr<scalar_t>(),
-                         new_tags.data_ptr<bool>(),
-                         tp,
-                         op,
-                         pp,
-                         coef.numel() ? coef.data_ptr<scalar_t>() : nullptr,
-                         features.size(1),
-                         gamma,
-                         frame};
+    const FuseArgs<scalar_t> a = memory_fuse_args<scalar_t>(
+        means, scales, quats, opacities, features, confidence, observations, last_seen, tags, new_means, new_scales,
+        new_quats, new_opacities, new_features, new_confidence, new_tags, targets, offsets, pair_new, coef, gamma,
+        frame);
     // about 1 ms of work per chunk (see cpu/radius_index.cpp)
     at::parallel_for(0, T, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) memory_fuse_one(a, t);

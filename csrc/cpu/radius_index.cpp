@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <limits>
 #include <tuple>
 
 #include "gaussocc/radius_index_math.h"
@@ -62,13 +61,11 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cpu(const at::Tensor& tabl
                                                            const at::Tensor& slot_node, const at::Tensor& points,
                                                            const at::Tensor& queries, double cell_size, double radius,
                                                            int64_t max_neighbors) {
-  check_radius_index_state("radius_index_query", table_keys, table_heads, node_slot, node_next, slot_node, points,
-                           cell_size);
-  check_radius_index_query(queries, points, radius, max_neighbors);
+  auto out = radius_index_query_outputs(table_keys, table_heads, node_slot, node_next, slot_node, points, queries,
+                                        cell_size, radius, max_neighbors);
+  at::Tensor idx = std::get<0>(out), dist = std::get<1>(out);
   const int64_t M = queries.size(0), K = max_neighbors, S = table_keys.numel();
-  at::Tensor idx = at::full({M, K}, -1, queries.options().dtype(at::kLong));
-  at::Tensor dist = at::full({M, K}, std::numeric_limits<double>::infinity(), queries.options());
-  if (M == 0 || K == 0 || points.size(0) == 0) return {idx, dist};
+  if (M == 0 || K == 0 || points.size(0) == 0) return out;
   const at::Tensor q = queries.contiguous();
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_index_query_cpu", [&] {
     const scalar_t* qp = q.data_ptr<scalar_t>();

@@ -25,29 +25,10 @@ void memory_fuse_cuda(const at::Tensor& means, const at::Tensor& scales, const a
   const c10::cuda::CUDAGuard guard(means.device());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "memory_fuse_cuda", [&] {
-    FuseArgs<scalar_t> a{means.data_ptr<scalar_t>(),
-                         scales.data_ptr<scalar_t>(),
-                         quats.data_ptr<scalar_t>(),
-                         opacities.data_ptr<scalar_t>(),
-                         features.data_ptr<scalar_t>(),
-                         confidence.data_ptr<scalar_t>(),
-                         observations.data_ptr<int64_t>(),
-                         last_seen.data_ptr<int64_t>(),
-                         tags.data_ptr<bool>(),
-                         new_means.data_ptr<scalar_t>(),
-                         new_scales.data_ptr<scalar_t>(),
-                         new_quats.data_ptr<scalar_t>(),
-                         new_opacities.data_ptr<scalar_t>(),
-                         new_features.data_ptr<scalar_t>(),
-                         new_confidence.data_ptr<scalar_t>(),
-                         new_tags.data_ptr<bool>(),
-                         targets.data_ptr<int64_t>(),
-                         offsets.data_ptr<int64_t>(),
-                         pair_new.data_ptr<int64_t>(),
-                         coef.numel() ? coef.data_ptr<scalar_t>() : nullptr,
-                         features.size(1),
-                         gamma,
-                         frame};
+    const FuseArgs<scalar_t> a = memory_fuse_args<scalar_t>(
+        means, scales, quats, opacities, features, confidence, observations, last_seen, tags, new_means, new_scales,
+        new_quats, new_opacities, new_features, new_confidence, new_tags, targets, offsets, pair_new, coef, gamma,
+        frame);
     const cudaError_t err = launch_memory_fuse<scalar_t>(a, targets.numel(), stream);
     TORCH_CHECK(err == cudaSuccess, "memory_fuse_cuda: kernel launch failed: ", cudaGetErrorString(err));
   });

@@ -4,7 +4,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <limits>
 #include <tuple>
 
 #include "cuda/radius_index.h"
@@ -38,15 +37,13 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cuda(const at::Tensor& tab
                                                             const at::Tensor& node_next, const at::Tensor& slot_node,
                                                             const at::Tensor& points, const at::Tensor& queries,
                                                             double cell_size, double radius, int64_t max_neighbors) {
-  check_radius_index_state("radius_index_query", table_keys, table_heads, node_slot, node_next, slot_node, points,
-                           cell_size);
-  check_radius_index_query(queries, points, radius, max_neighbors);
   TORCH_CHECK(points.is_cuda(), "radius_index_query_cuda: points must be a CUDA tensor");
   const c10::cuda::CUDAGuard guard(points.device());
+  auto out = radius_index_query_outputs(table_keys, table_heads, node_slot, node_next, slot_node, points, queries,
+                                        cell_size, radius, max_neighbors);
+  at::Tensor idx = std::get<0>(out), dist = std::get<1>(out);
   const int64_t M = queries.size(0), K = max_neighbors;
-  at::Tensor idx = at::full({M, K}, -1, queries.options().dtype(at::kLong));
-  at::Tensor dist = at::full({M, K}, std::numeric_limits<double>::infinity(), queries.options());
-  if (M == 0 || K == 0 || points.size(0) == 0) return {idx, dist};
+  if (M == 0 || K == 0 || points.size(0) == 0) return out;
   const at::Tensor q = queries.contiguous();
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_index_query_cuda", [&] {

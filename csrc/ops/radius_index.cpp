@@ -2,9 +2,11 @@
 // (see csrc/include/gaussocc/radius_index_math.h and src/gaussocc_ops/radius_index.py).
 #include "ops/radius_index.h"
 
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 
 namespace gaussocc {
 namespace {
@@ -51,15 +53,23 @@ void check_radius_index_insert(const at::Tensor& slot_cell, const at::Tensor& no
   TORCH_CHECK(node_count.numel() == 1, op, ": node_count must have one entry");
 }
 
-void check_radius_index_query(const at::Tensor& queries, const at::Tensor& points, double radius,
-                              int64_t max_neighbors) {
+std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& table_keys,
+                                                               const at::Tensor& table_heads,
+                                                               const at::Tensor& node_slot, const at::Tensor& node_next,
+                                                               const at::Tensor& slot_node, const at::Tensor& points,
+                                                               const at::Tensor& queries, double cell_size,
+                                                               double radius, int64_t max_neighbors) {
   const char* op = "radius_index_query";
+  check_radius_index_state(op, table_keys, table_heads, node_slot, node_next, slot_node, points, cell_size);
   TORCH_CHECK(queries.dim() == 2 && queries.size(1) == 3, op, ": queries must be [M, 3], got ", queries.sizes());
   TORCH_CHECK(queries.scalar_type() == points.scalar_type(), op, ": queries and points must share a dtype, got ",
               queries.scalar_type(), " and ", points.scalar_type());
   TORCH_CHECK(queries.device() == points.device(), op, ": queries and points on different devices");
   TORCH_CHECK(std::isfinite(radius) && radius >= 0, op, ": radius must be finite and >= 0, got ", radius);
   TORCH_CHECK(max_neighbors >= 0, op, ": max_neighbors must be >= 0, got ", max_neighbors);
+  const int64_t M = queries.size(0);
+  return {at::full({M, max_neighbors}, -1, queries.options().dtype(at::kLong)),
+          at::full({M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options())};
 }
 
 }  // namespace gaussocc

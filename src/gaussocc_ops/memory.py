@@ -116,6 +116,12 @@ def visibility_pool_mask(
     return ~in_view | consistent | tags
 
 
+def _state_property(name: str, doc: str) -> property:
+    """A read-only per-Gaussian tensor of the memory: a copy of its live rows, made on the first
+    access after a change (None before any insert)."""
+    return property(lambda self: self._snapshot(name), doc=doc)
+
+
 class GaussianMemory:
     """A world-frame Gaussian map fused incrementally from posed per-frame Gaussians.
 
@@ -312,50 +318,19 @@ class GaussianMemory:
         """Number of frames inserted so far (the ``last_seen`` value of the next frame)."""
         return self._frame
 
-    @property
-    def means(self) -> torch.Tensor | None:
-        """``[N, 3]`` world-frame means (a copy; None before any insert)."""
-        return self._snapshot("means")
-
-    @property
-    def scales(self) -> torch.Tensor | None:
-        """``[N, 3]`` scales."""
-        return self._snapshot("scales")
-
-    @property
-    def quats(self) -> torch.Tensor | None:
-        """``[N, 4]`` unit quaternions ``(w, x, y, z)`` (world frame)."""
-        return self._snapshot("quats")
-
-    @property
-    def opacities(self) -> torch.Tensor | None:
-        """``[N]`` opacities."""
-        return self._snapshot("opacities")
-
-    @property
-    def features(self) -> torch.Tensor | None:
-        """``[N, C]`` class probabilities."""
-        return self._snapshot("features")
-
-    @property
-    def confidence(self) -> torch.Tensor | None:
-        """``[N]`` fused confidences ``p``."""
-        return self._snapshot("confidence")
-
-    @property
-    def observations(self) -> torch.Tensor | None:
-        """``[N]`` int64 number of frames that inserted or updated each Gaussian."""
-        return self._snapshot("observations")
-
-    @property
-    def last_seen(self) -> torch.Tensor | None:
-        """``[N]`` int64 index of the last frame that inserted or updated each Gaussian."""
-        return self._snapshot("last_seen")
-
-    @property
-    def tags(self) -> torch.Tensor | None:
-        """``[N]`` bool source tags (True = predicted anchor, SGR-OCC's ``tau = 1``)."""
-        return self._snapshot("tags")
+    means = _state_property("means", "``[N, 3]`` world-frame means (None before any insert).")
+    scales = _state_property("scales", "``[N, 3]`` scales.")
+    quats = _state_property("quats", "``[N, 4]`` unit quaternions ``(w, x, y, z)``, world frame.")
+    opacities = _state_property("opacities", "``[N]`` opacities.")
+    features = _state_property("features", "``[N, C]`` class probabilities.")
+    confidence = _state_property("confidence", "``[N]`` fused confidences ``p``.")
+    observations = _state_property(
+        "observations", "``[N]`` int64 number of frames that inserted or updated each Gaussian."
+    )
+    last_seen = _state_property(
+        "last_seen", "``[N]`` int64 index of the last frame that inserted or updated each one."
+    )
+    tags = _state_property("tags", "``[N]`` bool source tags (True = predicted, ``tau = 1``).")
 
     @property
     def gaussians(self) -> Gaussians | None:

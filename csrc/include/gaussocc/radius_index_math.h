@@ -96,22 +96,7 @@ GO_HD int64_t index_search_one(const T* q, const T* points, const int64_t* table
           const int64_t j = node_slot[node];
           if (slot_node[j] != node) continue;  // removed, or filed again under a newer node
           const T d2 = radius_dist2(q, points + 3 * j);
-          if (!(d2 <= r2)) continue;
-          int64_t pos;
-          if (found < k) {
-            pos = found++;
-          } else if (radius_before(d2, j, out_d2[k - 1], out_idx[k - 1])) {
-            pos = k - 1;
-          } else {
-            continue;
-          }
-          while (pos > 0 && radius_before(d2, j, out_d2[pos - 1], out_idx[pos - 1])) {
-            out_d2[pos] = out_d2[pos - 1];
-            out_idx[pos] = out_idx[pos - 1];
-            --pos;
-          }
-          out_d2[pos] = d2;
-          out_idx[pos] = j;
+          if (d2 <= r2) radius_keep_nearest(d2, j, k, found, out_idx, out_d2);
         }
       }
     }
