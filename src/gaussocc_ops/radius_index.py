@@ -6,9 +6,8 @@ from typing import Literal
 
 import torch
 
-from gaussocc_ops import _ext
 from gaussocc_ops._checks import check_float, check_tensor, describe
-from gaussocc_ops.radius import RadiusNeighbors
+from gaussocc_ops.radius import RadiusNeighbors, _resolve_backend
 from gaussocc_ops.reference import radius_index as ref
 
 Backend = Literal["auto", "reference", "cpu", "cuda"]
@@ -70,7 +69,7 @@ class RadiusIndex:
             raise ValueError(f"cell_size must be finite and > 0, got {cell_size}")
         self.cell_size = float(cell_size)
         self.device = torch.device(device)
-        self.backend = _resolve_backend(backend, self.device)
+        self.backend = _resolve_backend(backend, self.device, op="radius_index_query")
         self.clear()
 
     def clear(self) -> None:
@@ -287,25 +286,3 @@ class RadiusIndex:
             moved_only,
         )
         self._nodes = self._nodes + m if not moved_only else int(self.node_count.item())
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available("radius_index_query", device):
-            return device.type
-        _ext.warn_fallback("radius_index_query")
-        return "reference"
-    if backend != "reference":
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs device {backend}, got {device}")
-        if not _ext.kernel_available("radius_index_query", device):
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
-                f"compiled (gaussocc_ops.build_info(): "
-                f"{_ext.build_info()['error'] or 'no such kernel'})"
-            )
-    return backend
