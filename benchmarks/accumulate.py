@@ -48,7 +48,7 @@ def make_gaussians(n, grid, smin, smax, C, device, seed=0):
 
 def box_pairs(g: go.Gaussians, grid: go.VoxelGrid, k: float = 3.0) -> int:
     """Voxels in the clipped k-sigma boxes, summed over the Gaussians."""
-    from gaussocc_ops.reference.splat import quat_to_rotmat
+    from gaussocc_ops.geometry import quat_to_rotmat
 
     rot = quat_to_rotmat(g.quats[0].cpu().double())
     var = (rot**2 * g.scales[0].cpu().double()[:, None, :] ** 2).sum(-1)

@@ -109,7 +109,7 @@ def test_probabilities_match_a_brute_force_loop():
     k = 2.0
     out = go.gaussians_to_occupancy(g, grid, radius_sigma=k, empty_class=1, backend="cpu")
     centers = grid.centers(dtype=torch.float64).reshape(-1, 3)
-    from gaussocc_ops.reference.splat import quat_to_rotmat
+    from gaussocc_ops.geometry import quat_to_rotmat
 
     rot = quat_to_rotmat(g.quats[0])
     for v, x in enumerate(centers.tolist()):

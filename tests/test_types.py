@@ -88,6 +88,47 @@ def test_camera_centers_invert_viewmats():
     torch.testing.assert_close(cams.centers(), eye, atol=1e-6, rtol=0)
 
 
+def test_cameras_from_cam2world_inverts_the_pose():
+    g = torch.Generator().manual_seed(0)
+    q, r = torch.linalg.qr(torch.randn(2, 3, 3, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+    q[torch.linalg.det(q) < 0, :, 0] *= -1  # proper rotations
+    pose = torch.eye(4, dtype=torch.float64).repeat(3, 2, 1, 1)  # [B=3, V=2, 4, 4]
+    pose[:, :, :3, :3] = q
+    pose[:, :, :3, 3] = torch.randn(3, 2, 3, generator=g, dtype=torch.float64)
+    K = torch.tensor([[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]], dtype=torch.float64)
+    cams = go.Cameras.from_cam2world(pose, K.expand(3, 2, 3, 3), height=24, width=32)
+    assert (cams.height, cams.width, cams.model) == (24, 32, "pinhole")
+    eye = torch.eye(4, dtype=torch.float64).expand(3, 2, 4, 4)
+    torch.testing.assert_close(cams.viewmats @ pose, eye)  # world->camera after camera->world
+    torch.testing.assert_close(cams.centers(), pose[..., :3, 3])
+    torch.testing.assert_close(cams.cam2world(), pose)
+    # a point in front of the camera: cam2world maps its camera coordinates to the world
+    x_cam = torch.tensor([0.1, -0.2, 2.0, 1.0], dtype=torch.float64)
+    x_world = pose[1, 0] @ x_cam
+    torch.testing.assert_close(cams.viewmats[1, 0] @ x_world, x_cam)
+
+
+def test_cameras_from_cam2world_validation():
+    K = torch.tensor([[[10.0, 0, 5], [0, 10, 5], [0, 0, 1]]])
+    scaled = torch.diag(torch.tensor([2.0, 1, 1, 1]))[None]
+    with pytest.raises(ValueError, match="cam2world must be rigid"):
+        go.Cameras.from_cam2world(scaled, K, height=10, width=10)
+    mirrored = torch.diag(torch.tensor([-1.0, 1, 1, 1]))[None]  # det -1
+    with pytest.raises(ValueError, match="cam2world must be rigid"):
+        go.Cameras.from_cam2world(mirrored, K, height=10, width=10)
+    bottom = torch.eye(4)[None].clone()
+    bottom[0, 3, 0] = 1.0
+    with pytest.raises(ValueError, match="cam2world must be rigid"):
+        go.Cameras.from_cam2world(bottom, K, height=10, width=10)
+    with pytest.raises(ValueError, match=r"cam2world must have shape \[\.\.\., 4, 4\]"):
+        go.Cameras.from_cam2world(torch.eye(3)[None], K, height=10, width=10)
+    with pytest.raises(ValueError, match="height must be a positive int"):
+        go.Cameras.from_cam2world(torch.eye(4)[None], K, height=0, width=10)
+    with pytest.raises(TypeError):
+        go.Cameras.from_cam2world(torch.eye(4)[None], K, 10, 10)  # sizes are keywords
+
+
 def test_look_at_puts_target_on_optical_axis_with_up_at_top():
     eye = torch.tensor([2.0, -3.0, 1.5])
     target = torch.tensor([0.5, 1.0, 0.2])

@@ -115,20 +115,22 @@ def _check_number(name: str, value, *, minimum: float, strict: bool) -> float:
     return value
 
 
-def _resolve_backend(backend: str, device: torch.device) -> str:
+def _resolve_backend(backend: str, device: torch.device, op: str = "radius_neighbors") -> str:
+    """``backend`` of a radius-search op (``radius_neighbors``, ``radius_index_query``) on
+    ``device``: ``"auto"`` picks the compiled kernel where there is one, else the reference."""
     if backend not in ("auto", "reference", "cpu", "cuda"):
         raise ValueError(
             f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
         )
     if backend == "auto":
-        if _ext.kernel_available("radius_neighbors", device):
+        if _ext.kernel_available(op, device):
             return device.type
-        _ext.warn_fallback("radius_neighbors")
+        _ext.warn_fallback(op)
         return "reference"
     if backend != "reference":
         if device.type != backend:
             raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available("radius_neighbors", device):
+        if not _ext.kernel_available(op, device):
             raise RuntimeError(
                 f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
                 f"compiled "

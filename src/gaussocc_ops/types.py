@@ -246,6 +246,71 @@ class Cameras:
         t = self.viewmats[..., :3, 3:]
         return -(R.transpose(-1, -2) @ t).squeeze(-1)
 
+    @staticmethod
+    def from_cam2world(
+        cam2world: torch.Tensor,
+        Ks: torch.Tensor,
+        *,
+        height: int,
+        width: int,
+        model: CameraModel = "pinhole",
+        atol: float = 1e-4,
+    ) -> Cameras:
+        """Cameras from camera-to-world poses (the inverse of ``viewmats``).
+
+        ``cam2world = [R t; 0 1]`` must be rigid (``R R^T = I`` and ``det R = 1`` to ``atol``,
+        last row ``[0, 0, 0, 1]``); the view matrix is its exact rigid inverse
+        ``[R^T, -R^T t; 0 1]``.
+
+        Args:
+            cam2world: ``[..., V, 4, 4]`` camera-to-world transforms (OpenCV axes).
+            Ks: ``[..., V, 3, 3]`` intrinsics (see the class docstring).
+            height, width: image size in pixels (keywords: sizes are ``(H, W)`` everywhere).
+            model: ``"pinhole"`` or ``"ortho"``.
+            atol: tolerance of the rigidity check.
+
+        Returns:
+            :class:`Cameras` with ``viewmats [..., V, 4, 4]``.
+
+        Example:
+            >>> pose = torch.eye(4)
+            >>> pose[:3, 3] = torch.tensor([1.0, 2.0, 3.0])  # camera at (1, 2, 3)
+            >>> K = torch.tensor([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])
+            >>> cams = Cameras.from_cam2world(pose[None], K[None], height=96, width=128)
+            >>> cams.centers()[0].tolist(), cams.viewmats[0, :3, 3].tolist()
+            ([1.0, 2.0, 3.0], [-1.0, -2.0, -3.0])
+        """
+        check_tensor("cam2world", cam2world, min_dim=3, last=(4, 4))
+        check_float("cam2world", cam2world)
+        check_finite("cam2world", cam2world)
+        R, t = cam2world[..., :3, :3], cam2world[..., :3, 3:]
+        eye = torch.eye(3, dtype=R.dtype, device=R.device)
+        bottom = torch.tensor([0.0, 0, 0, 1], dtype=R.dtype, device=R.device)
+        if cam2world.numel() and (
+            not torch.allclose(R @ R.transpose(-1, -2), eye.expand_as(R), atol=atol)
+            or not torch.allclose(torch.linalg.det(R), torch.ones_like(R[..., 0, 0]), atol=atol)
+            or not torch.equal(cam2world[..., 3, :], bottom.expand_as(cam2world[..., 3, :]))
+        ):
+            raise ValueError(
+                "cam2world must be rigid transforms [R t; 0 0 0 1] with R a rotation "
+                f"(R R^T = I, det R = 1 within atol={atol}), got {tuple(cam2world.shape)} "
+                "matrices that are not"
+            )
+        viewmats = torch.zeros_like(cam2world)
+        viewmats[..., :3, :3] = R.transpose(-1, -2)
+        viewmats[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
+        viewmats[..., 3, 3] = 1
+        return Cameras(viewmats, Ks, width=width, height=height, model=model)
+
+    def cam2world(self) -> torch.Tensor:
+        """``[..., V, 4, 4]`` camera-to-world transforms, the rigid inverse of ``viewmats``."""
+        R, t = self.viewmats[..., :3, :3], self.viewmats[..., :3, 3:]
+        out = torch.zeros_like(self.viewmats)
+        out[..., :3, :3] = R.transpose(-1, -2)
+        out[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
+        out[..., 3, 3] = 1
+        return out
+
     def to(self, *args, **kwargs) -> Cameras:
         return _map_tensors(self, lambda t: t.to(*args, **kwargs))
 

@@ -77,6 +77,27 @@ GO_HD T radius_dist2(const T* a, const T* b) {
 #endif
 }
 
+// Offers (d2, j) to the sorted list out_idx/out_d2 of the `found` nearest so far (at most k):
+// inserted in (distance, index) order, the last entry dropped when the list is full.
+template <typename T>
+GO_HD void radius_keep_nearest(T d2, int64_t j, int64_t k, int64_t& found, int64_t* out_idx, T* out_d2) {
+  int64_t pos;
+  if (found < k) {
+    pos = found++;
+  } else if (radius_before(d2, j, out_d2[k - 1], out_idx[k - 1])) {
+    pos = k - 1;
+  } else {
+    return;
+  }
+  while (pos > 0 && radius_before(d2, j, out_d2[pos - 1], out_idx[pos - 1])) {
+    out_d2[pos] = out_d2[pos - 1];
+    out_idx[pos] = out_idx[pos - 1];
+    --pos;
+  }
+  out_d2[pos] = d2;
+  out_idx[pos] = j;
+}
+
 // Nearest <= k points of `points` ([n, 3], sorted by `keys` through `order`) within `radius` of
 // query q (inclusive, `d2 <= radius^2` in precision T). Writes out_idx[k] (-1 padded) and
 // out_d2[k] (squared distances, padding untouched) and returns the number found.
@@ -107,22 +128,7 @@ GO_HD int64_t radius_search_one(const T* q, const T* points, const int64_t* keys
       for (int64_t s = radius_lower_bound(keys, n, column + z0); s < n && keys[s] <= last_key; ++s) {
         const int64_t j = order[s];
         const T d2 = radius_dist2(q, points + 3 * j);
-        if (!(d2 <= r2)) continue;
-        int64_t pos;
-        if (found < k) {
-          pos = found++;
-        } else if (radius_before(d2, j, out_d2[k - 1], out_idx[k - 1])) {
-          pos = k - 1;
-        } else {
-          continue;
-        }
-        while (pos > 0 && radius_before(d2, j, out_d2[pos - 1], out_idx[pos - 1])) {
-          out_d2[pos] = out_d2[pos - 1];
-          out_idx[pos] = out_idx[pos - 1];
-          --pos;
-        }
-        out_d2[pos] = d2;
-        out_idx[pos] = j;
+        if (d2 <= r2) radius_keep_nearest(d2, j, k, found, out_idx, out_d2);
       }
     }
   }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from gaussocc_ops.reference.splat import quat_to_rotmat
+from gaussocc_ops.geometry import quat_to_rotmat
 from gaussocc_ops.types import VoxelGrid
 
 PAIRS_PER_CHUNK = 1 << 22

@@ -17,29 +17,12 @@ from __future__ import annotations
 
 import torch
 
+from gaussocc_ops.geometry import quat_to_rotmat
+
 ALPHA_THRESHOLD = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
 FOV_CLAMP = 0.3  # x/z is clamped to the image half-width plus 30% of tan(fov_x / 2)
-
-
-def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` quaternions ``(w, x, y, z)`` (any norm > 0) → ``[..., 3, 3]`` rotations."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(*quats.shape[:-1], 3, 3)
 
 
 def project_gaussians(means, quats, scales, viewmats, Ks, width, height, near, far, eps2d, ortho):

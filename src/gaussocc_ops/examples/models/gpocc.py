@@ -15,7 +15,7 @@ from gaussocc_ops.examples.models.backbone import DepthHead, TinyBackbone, resiz
 from gaussocc_ops.memory import GaussianMemory
 from gaussocc_ops.prune import prune_by_opacity
 from gaussocc_ops.rays import ray_directions, ray_volumetric_sample
-from gaussocc_ops.types import Gaussians, VoxelGrid
+from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
 
 
 class GPOccOutput(NamedTuple):
@@ -171,6 +171,8 @@ class GPOccLite(nn.Module):
         for rgb, K, cam2world in frames:
             _, g = self._gaussians(rgb[None], K[None], None)
             g = prune_by_opacity(g, self.prune_threshold).gaussians[0]
-            memory.insert(g, cam2world)
+            height, width = rgb.shape[-2:]
+            camera = Cameras.from_cam2world(cam2world[None], K[None], height=height, width=width)
+            memory.insert(g, camera)
         occ = memory.to_occupancy(self.grid, empty_class=self.empty_class)
         return memory, occ

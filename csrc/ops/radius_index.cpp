@@ -1,0 +1,92 @@
+// radius_index: a world-anchored cell hash over a caller-owned point buffer, updated in place
+// (see csrc/include/gaussocc/radius_index_math.h and src/gaussocc_ops/radius_index.py).
+#include "ops/radius_index.h"
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+
+namespace gaussocc {
+namespace {
+
+void check_index_tensor(const char* op, const char* name, const at::Tensor& t, const at::Tensor& points) {
+  TORCH_CHECK(t.dim() == 1, op, ": ", name, " must be 1-D, got ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", name, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+  TORCH_CHECK(t.device() == points.device(), op, ": ", name, " is on ", t.device(), " but points on ",
+              points.device());
+}
+
+}  // namespace
+
+void check_radius_index_state(const char* op, const at::Tensor& table_keys, const at::Tensor& table_heads,
+                              const at::Tensor& node_slot, const at::Tensor& node_next,
+                              const at::Tensor& slot_node, const at::Tensor& points, double cell_size) {
+  TORCH_CHECK(points.dim() == 2 && points.size(1) == 3, op, ": points must be [P, 3], got ", points.sizes());
+  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble, op,
+              ": points must be float32 or float64, got ", points.scalar_type());
+  TORCH_CHECK(points.is_contiguous(), op, ": points must be contiguous");
+  check_index_tensor(op, "table_keys", table_keys, points);
+  check_index_tensor(op, "table_heads", table_heads, points);
+  check_index_tensor(op, "node_slot", node_slot, points);
+  check_index_tensor(op, "node_next", node_next, points);
+  check_index_tensor(op, "slot_node", slot_node, points);
+  const int64_t S = table_keys.numel();
+  TORCH_CHECK(S > 0 && (S & (S - 1)) == 0, op, ": the table size must be a power of two, got ", S);
+  TORCH_CHECK(table_heads.numel() == S, op, ": table_heads must have ", S, " entries, got ", table_heads.numel());
+  TORCH_CHECK(node_next.numel() == node_slot.numel(), op, ": node_next and node_slot must have one size");
+  TORCH_CHECK(slot_node.numel() >= points.size(0), op, ": slot_node must cover the ", points.size(0),
+              " points, got ", slot_node.numel());
+  TORCH_CHECK(std::isfinite(cell_size) && cell_size > 0, op, ": cell_size must be finite and > 0, got ",
+              cell_size);
+}
+
+void check_radius_index_insert(const at::Tensor& slot_cell, const at::Tensor& node_count,
+                               const at::Tensor& slot_node, const at::Tensor& slots) {
+  const char* op = "radius_index_insert";
+  check_index_tensor(op, "slot_cell", slot_cell, slot_node);
+  check_index_tensor(op, "node_count", node_count, slot_node);
+  check_index_tensor(op, "slots", slots, slot_node);
+  TORCH_CHECK(slot_cell.numel() == slot_node.numel(), op, ": slot_cell and slot_node must have one size");
+  TORCH_CHECK(node_count.numel() == 1, op, ": node_count must have one entry");
+}
+
+std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& table_keys,
+                                                               const at::Tensor& table_heads,
+                                                               const at::Tensor& node_slot, const at::Tensor& node_next,
+                                                               const at::Tensor& slot_node, const at::Tensor& points,
+                                                               const at::Tensor& queries, double cell_size,
+                                                               double radius, int64_t max_neighbors) {
+  const char* op = "radius_index_query";
+  check_radius_index_state(op, table_keys, table_heads, node_slot, node_next, slot_node, points, cell_size);
+  TORCH_CHECK(queries.dim() == 2 && queries.size(1) == 3, op, ": queries must be [M, 3], got ", queries.sizes());
+  TORCH_CHECK(queries.scalar_type() == points.scalar_type(), op, ": queries and points must share a dtype, got ",
+              queries.scalar_type(), " and ", points.scalar_type());
+  TORCH_CHECK(queries.device() == points.device(), op, ": queries and points on different devices");
+  TORCH_CHECK(std::isfinite(radius) && radius >= 0, op, ": radius must be finite and >= 0, got ", radius);
+  TORCH_CHECK(max_neighbors >= 0, op, ": max_neighbors must be >= 0, got ", max_neighbors);
+  const int64_t M = queries.size(0);
+  return {at::full({M, max_neighbors}, -1, queries.options().dtype(at::kLong)),
+          at::full({M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options())};
+}
+
+}  // namespace gaussocc
+
+TORCH_LIBRARY_FRAGMENT(gaussocc, m) {
+  // Files `slots` [m] (distinct) under the cells of points[slots]: each gets a new node
+  // (node_count is advanced), slot_node/slot_cell record it. With moved_only, a slot already filed
+  // under the cell it is in now is left alone. The caller guarantees node_slot has room for m
+  // more nodes and that the table stays at most half full (S >= 2 * node capacity).
+  m.def(
+      "radius_index_insert(Tensor(a!) table_keys, Tensor(b!) table_heads, Tensor(c!) node_slot, "
+      "Tensor(d!) node_next, Tensor(e!) slot_node, Tensor(f!) slot_cell, Tensor(g!) node_count, "
+      "Tensor points, Tensor slots, float cell_size, bool moved_only) -> ()");
+  // The nearest <= max_neighbors live slots within radius of each query [M, 3]: (slots [M, K] int64,
+  // -1 padded; distances [M, K], inf padded), nearest first, ties by the smaller slot.
+  m.def(
+      "radius_index_query(Tensor table_keys, Tensor table_heads, Tensor node_slot, Tensor node_next, "
+      "Tensor slot_node, Tensor points, Tensor queries, float cell_size, float radius, int max_neighbors) "
+      "-> (Tensor, Tensor)");
+}
