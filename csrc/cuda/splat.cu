@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(kBlock) rasterize_forward_kernel(
       const T alpha = pixel_alpha(sh.conic[j], sh.opac[j], cx - sh.m2[j][0], cy - sh.m2[j][1], &g);
       if (alpha == T(0)) continue;
       const T next_T = T_cur * (T(1) - alpha);
-      if (next_T <= T(kTransmittanceMin)) {
+      if (next_T <= transmittance_min<T>()) {
         done = true;
         break;
       }
