@@ -69,7 +69,9 @@ for order in $ORDERS; do
   if [[ -n ${EMU_THREADS:-} ]]; then envs+=(EMU_THREADS="$EMU_THREADS")
   elif [[ $order == rand* ]]; then envs+=(EMU_THREADS=1); fi
   [[ -n $preload ]] && envs+=(LD_PRELOAD="$preload")
-  if env "${envs[@]}" "$PY" -m pytest -q -p no:cacheprovider tests/cuda_emu "$@"; then
+  # --capture=sys: the emulator's diagnostic (C++ stderr) of a rule violation reaches the log
+  # before abort() ends the process
+  if env "${envs[@]}" "$PY" -m pytest -q -p no:cacheprovider --capture=sys tests/cuda_emu "$@"; then
     echo "-- EMU_ORDER=$order: passed in $((SECONDS - t0)) s"
   else
     rc=$?
