@@ -51,7 +51,7 @@ if text not in lines[line - 1]:
 lines[line - 1] = lines[line - 1].replace(text, repl, 1)
 open(path, "w").write("\n".join(lines))
 PYEOF
-  desc="$file:$line \`$text\` -> ${repl:+\`$repl\`}${repl:-(deleted)}"
+  desc="$file:$line \`$text\` -> ${repl:+\`$repl\`}"; [[ -n $repl ]] || desc+="(deleted)"
   if ! bash "$EMU/build" --python "$PY" --csrc "$SCRATCH/csrc" --build-dir "$SCRATCH/build" \
       --out "$SCRATCH/build/$id.so" >"$log/$id.build" 2>&1; then
     echo "| $id | $desc | build failed ($log/$id.build) |"

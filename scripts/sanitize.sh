@@ -24,14 +24,13 @@ preload="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so.
 run_cpu() {
   local t0=$SECONDS src=$PWD
   echo "== CPU extension with -fsanitize=address,undefined (scratch copy in $SCRATCH)"
-  mkdir -p "$SCRATCH"
-  rm -rf "$SCRATCH/src" "$SCRATCH/csrc" "$SCRATCH/tests"
-  cp -r csrc tests setup.py pyproject.toml "$SCRATCH/"
-  [[ -f README.md ]] && cp README.md "$SCRATCH/"
   mkdir -p "$SCRATCH/src"
-  cp -r src/gaussocc_ops "$SCRATCH/src/"
-  find "$SCRATCH/src" -name '*.so' -delete
-  [[ -d benchmarks ]] && rm -rf "$SCRATCH/benchmarks" && cp -r benchmarks "$SCRATCH/"
+  # cp -a keeps the sources' times, so a second run rebuilds only what changed
+  rm -rf "$SCRATCH/tests" "$SCRATCH/benchmarks"
+  cp -a csrc tests setup.py pyproject.toml "$SCRATCH/"
+  [[ -f README.md ]] && cp -a README.md "$SCRATCH/"
+  [[ -d benchmarks ]] && cp -a benchmarks "$SCRATCH/"
+  (cd src && find gaussocc_ops -name '*.py' -print0 | xargs -0 cp -a --parents -t "$SCRATCH/src")
   (
     cd "$SCRATCH"
     # -fno-sanitize-recover: the first UBSan report aborts (as ASan's does), so it cannot go unseen
@@ -42,8 +41,8 @@ run_cpu() {
   ) || return 1
   local so
   so=$(ls "$SCRATCH"/src/gaussocc_ops/_C*.so)
-  ldd "$so" | grep -q libasan || { echo "$so is not instrumented (no libasan)"; return 1; }
-  nm -D "$so" | grep -q __ubsan_handle || { echo "$so has no UBSan checks"; return 1; }
+  [[ $(ldd "$so") == *libasan* ]] || { echo "$so is not instrumented (no libasan)"; return 1; }
+  [[ $(nm -D "$so") == *__ubsan_handle* ]] || { echo "$so has no UBSan checks"; return 1; }
   echo "-- instrumented build: $((SECONDS - t0)) s ($so)"
   t0=$SECONDS
   (
