@@ -484,6 +484,7 @@ def test_cuda_kernel_matches_cpu_kernel(C, ortho):
 @requires_cuda
 @pytest.mark.parametrize("ortho", [False, True])
 def test_gsplat_backend_matches_our_cuda_kernel(ortho):
+    pytest.importorskip("gsplat", reason="gsplat is not installed (a GPU machine without network)")
     tensors, cams = random_scene(31, C=18, ortho=ortho, N=500, dtype=torch.float32, size=(48, 64))
     tensors = [t.cuda() for t in tensors]
     cams = cams.to("cuda")
