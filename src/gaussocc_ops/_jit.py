@@ -251,7 +251,7 @@ def _compile(csrc, build_dir, with_cuda, archs, no_cuda, reasons) -> float:
     what = f"CPU + CUDA ({sms})" if with_cuda else "CPU"
     why = "; ".join(reasons) if reasons else "no prebuilt kernels for this torch"
     _say(f"{why}.")
-    estimate = "a few minutes" if with_cuda else "about half a minute on 2 cores"
+    estimate = "a few minutes" if with_cuda else "about 30 s on 2 idle cores"
     _say(
         f"compiling the {what} kernels for torch {torch.__version__} now, once ({estimate}); "
         f"cached in {build_dir}"
