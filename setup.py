@@ -94,9 +94,12 @@ def _compiled_setup(torch):
 
     src = B.find_sources(CSRC)
     units = B.write_unity_sources(src, ROOT / "build" / "gaussocc_unity", with_cuda)
+    cxx_flags = list(B.CXX_FLAGS)
+    if with_cuda:
+        cxx_flags += B.cuda_library_include_flags(Path(torch.__file__).parent)
     kwargs = dict(
         include_dirs=[str(d) for d in src.include_dirs],
-        extra_compile_args={"cxx": list(B.CXX_FLAGS), "nvcc": list(B.NVCC_FLAGS)},
+        extra_compile_args={"cxx": cxx_flags, "nvcc": list(B.NVCC_FLAGS)},
     )
     if with_cuda:
         ext = CUDAExtension(

@@ -95,23 +95,26 @@ from pathlib import Path
 from gaussocc_ops import _jit
 
 started = Path(os.environ["STARTED_DIR"])
-(started / str(os.getpid())).touch()
+
+def arrived():
+    # called by _jit.load right before it takes the lock (after the cache lookup)
+    (started / str(os.getpid())).touch()
 
 def fake_compile(csrc, build_dir, *args):
-    # the real compile takes tens of seconds; this one waits until every process is running,
-    # so that they all meet the lock while it holds it
+    # the real compile takes tens of seconds; this one lasts until every process has reached
+    # the lock, and then 2 s more, so that they all wait for it while it is held
     with open(os.environ["COMPILES"], "a") as f:
         f.write(f"{os.getpid()}\\n")
     deadline = time.time() + 120
     while len(list(started.iterdir())) < int(os.environ["NPROC"]) and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(2.0)
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / (_jit.LIB_NAME + _jit.LIB_EXT)).write_bytes(b"not a real library")
     return 1.0
 
 _jit._compile = fake_compile
-_jit._check_tools = lambda: None
+_jit._check_tools = arrived
 loaded = []
 _jit._load_library = loaded.append
 res = _jit.load([])

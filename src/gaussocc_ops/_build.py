@@ -138,6 +138,22 @@ def write_unity_sources(src: Sources, out_dir: Path, with_cuda: bool) -> list[Pa
     return units
 
 
+def cuda_library_include_flags(torch_dir: Path) -> list[str]:
+    """``-idirafter`` flags for the CUDA library headers of a pip-installed CUDA torch.
+
+    torch's ``ATen/cuda`` headers include cuBLAS, cuSPARSE and cuSOLVER headers. A pip CUDA torch
+    brings them in its ``nvidia-*`` wheels (``site-packages/nvidia/*/include``), while the CUDA
+    toolkit that provides nvcc may lack them (a minimal toolkit). Searched after every other
+    folder, so a complete toolkit's own headers win. For the C++ compiler only: the ``.cu``
+    files include no torch headers.
+    """
+    nvidia = Path(torch_dir).parent / "nvidia"
+    flags = []
+    for d in sorted(nvidia.glob("*/include")):
+        flags += ["-idirafter", str(d)]
+    return flags
+
+
 def cuda_arch_list(env: dict | None = None) -> str:
     """``TORCH_CUDA_ARCH_LIST`` if set, else :data:`DEFAULT_CUDA_ARCHS` (ahead-of-time builds)."""
     env = os.environ if env is None else env

@@ -246,6 +246,8 @@ def _compile(csrc, build_dir, with_cuda, archs, no_cuda, reasons) -> float:
     units = _build.write_unity_sources(src, build_dir / "src", with_cuda)
     sources = [str(u) for u in units] + ([str(f) for f in src.cuda_kernels] if with_cuda else [])
     defines = ["-DGAUSSOCC_NO_PYTHON_MODULE"] + (["-DGAUSSOCC_WITH_CUDA=1"] if with_cuda else [])
+    torch_dir = Path(torch.__file__).parent
+    cuda_headers = _build.cuda_library_include_flags(torch_dir) if with_cuda else []
 
     sms = ", ".join("sm_" + a.replace(".", "") for a in archs)
     what = f"CPU + CUDA ({sms})" if with_cuda else "CPU"
@@ -270,7 +272,7 @@ def _compile(csrc, build_dir, with_cuda, archs, no_cuda, reasons) -> float:
         cpp_extension.load(
             name=LIB_NAME,
             sources=sources,
-            extra_cflags=list(_build.CXX_FLAGS) + defines,
+            extra_cflags=list(_build.CXX_FLAGS) + defines + cuda_headers,
             extra_cuda_cflags=list(_build.NVCC_FLAGS) + defines,
             extra_include_paths=[str(d) for d in src.include_dirs],
             build_directory=str(build_dir),
