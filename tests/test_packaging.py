@@ -178,6 +178,26 @@ def test_failed_compile_is_remembered(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+def test_unwritable_cache_and_damaged_cache_entry_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(_jit, "_check_tools", lambda: None)
+    monkeypatch.setattr(_jit, "_compile", lambda *a: pytest.fail("must not compile"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GAUSSOCC_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    with pytest.raises(_jit.JitUnavailable, match="not writable.*GAUSSOCC_CACHE_DIR"):
+        _jit.load([])
+    # a finished-looking entry whose library is damaged: never compiled over, named instead
+    monkeypatch.setenv("GAUSSOCC_CACHE_DIR", str(tmp_path / "cache"))
+    with_cuda, archs, _ = _jit._cuda_plan()
+    entry = tmp_path / "cache" / _jit._key(with_cuda, archs, _build.source_hash(CSRC, with_cuda))
+    entry.mkdir(parents=True)
+    (entry / (_jit.LIB_NAME + _jit.LIB_EXT)).write_bytes(b"\x7fELF damaged")
+    (entry / "build.json").write_text("{}")
+    match = "loading the cached kernels .* delete " + re.escape(str(entry))
+    with pytest.raises(_jit.JitUnavailable, match=match):
+        _jit.load([])
+
+
 def test_cache_key_separates_torch_python_and_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("GAUSSOCC_CACHE_DIR", str(tmp_path))
     key = _jit._key(False, (), "ab" * 32)

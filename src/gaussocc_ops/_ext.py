@@ -77,8 +77,10 @@ def prebuilt_status() -> tuple[bool, str, object | None]:
     except ImportError:
         return False, "no prebuilt kernels were installed", None
     ext = getattr(cfg, "EXT_FILE", None)
-    if ext is None or not (Path(__file__).parent / ext).is_file():
-        return False, "no prebuilt kernels were installed", cfg
+    if ext is None:
+        return False, "gaussocc_ops/_build_config.py is from an older build (rebuild it)", cfg
+    if not (Path(__file__).parent / ext).is_file():
+        return False, f"the prebuilt kernels gaussocc_ops/{ext} are missing", cfg
     built = (cfg.TORCH_VERSION, cfg.TORCH_GIT_VERSION, cfg.TORCH_CUDA_VERSION)
     running = (torch.__version__, getattr(torch.version, "git_version", ""), torch.version.cuda)
     if built != running:

@@ -138,7 +138,13 @@ def _key(with_cuda: bool, archs: tuple[str, ...], digest: str) -> str:
 
 
 def _load_library(path: Path) -> None:
-    torch.ops.load_library(str(path))
+    try:
+        torch.ops.load_library(str(path))
+    except (OSError, RuntimeError) as exc:  # a damaged file, or a torch it was not built for
+        raise JitUnavailable(
+            f"loading the cached kernels {path} failed ({type(exc).__name__}: {exc}); "
+            f"delete {path.parent} to compile them again"
+        ) from exc
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -176,7 +182,16 @@ def load(reasons: list[str]) -> JitResult:
     _check_tools()
     from filelock import FileLock, Timeout  # a dependency of torch
 
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        build_dir.parent.mkdir(parents=True, exist_ok=True)
+        probe = build_dir.parent / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise JitUnavailable(
+            f"the kernel cache {build_dir.parent} is not writable ({exc}); set "
+            "GAUSSOCC_CACHE_DIR to a writable folder"
+        ) from exc
     lock = FileLock(str(build_dir) + ".lock")
     try:
         lock.acquire(timeout=1)
