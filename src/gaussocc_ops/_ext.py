@@ -151,6 +151,11 @@ def _load() -> None:
     except _jit.JitUnavailable as exc:
         _state.error = "; ".join([*_state.notes, str(exc)])
         return
+    except Exception as exc:  # never let the kernels break an op: fall back, and say why
+        _state.error = "; ".join(
+            [*_state.notes, f"building the kernels failed: {type(exc).__name__}: {exc}"]
+        )
+        return
     _state.source = "jit"
     _state.library = res.library
     _state.with_cuda = res.with_cuda
@@ -166,10 +171,8 @@ def ensure_loaded() -> bool:
     if not _state.attempted:
         with _lock:
             if not _state.attempted:
-                try:
-                    _load()
-                finally:
-                    _state.attempted = True
+                _load()  # raises only for an invalid GAUSSOCC_KERNELS (then it raises again)
+                _state.attempted = True
                 for op, fn in _on_load:
                     if _has_registered_op(op):
                         fn()

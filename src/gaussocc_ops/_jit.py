@@ -4,9 +4,10 @@ Used by :mod:`gaussocc_ops._ext` when no prebuilt ``gaussocc_ops._C`` matches th
 (pip's default build isolation installs none). The sources are the checkout's ``csrc/`` or the
 copy a wheel carries as ``gaussocc_ops/_csrc``. ``torch.utils.cpp_extension.load`` compiles them
 with ninja: the CPU kernels always, the CUDA kernels too when torch is a CUDA build and nvcc is
-found. The library lands in ``<cache>/<key>/``, where the key names the torch version, its CUDA
-version, the Python version, the CUDA architectures and a hash of the sources and flags, so a
-changed torch or changed sources compile again and everything else loads in milliseconds.
+found. The library lands in ``<cache>/<key>/``, where the key names the torch version and git
+hash, its CUDA version, the Python version, the CUDA architectures and a hash of the sources
+and flags, so a changed torch or changed sources compile again and everything else loads in
+milliseconds.
 
 ``<cache>`` is ``$GAUSSOCC_CACHE_DIR``, by default the user cache folder
 (``$XDG_CACHE_HOME/gaussocc_ops`` or ``~/.cache/gaussocc_ops`` on Linux). A file lock per key
@@ -133,7 +134,9 @@ def _key(with_cuda: bool, archs: tuple[str, ...], digest: str) -> str:
         variant = f"cuda{torch.version.cuda}-sm" + "_".join(a.replace(".", "") for a in archs)
     else:
         variant = "cpu"
-    key = f"torch{torch.__version__}-{py}-{variant}-{digest[:16]}"
+    # the git hash tells apart torch builds that share a version string (source builds)
+    git = (getattr(torch.version, "git_version", "") or "nogit")[:8]
+    key = f"torch{torch.__version__}-{git}-{py}-{variant}-{digest[:16]}"
     return re.sub(r"[^A-Za-z0-9._+-]", "_", key)
 
 
