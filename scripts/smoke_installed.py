@@ -140,6 +140,32 @@ def check_raycast(g):
     return f"raycast: {int((a.label >= 0).sum())} of 40 rays hit"
 
 
+def check_memory(g):
+    """A short stream with fusions and evictions: the compiled memory (cell hash, fusion,
+    eviction heap) against the pure-PyTorch one."""
+    K = torch.tensor([[[40.0, 0, 32], [0, 40.0, 24], [0, 0, 1]]], dtype=DT)
+    camera = go.Cameras.from_cam2world(torch.eye(4, dtype=DT)[None], K, height=48, width=64)
+    kwargs = {"radius": 0.15, "max_size": 60, "dtype": DT}
+    mems = [go.GaussianMemory(**kwargs), go.GaussianMemory(**kwargs, backend="reference")]
+    evicted = 0
+    for _ in range(4):
+        n = 30
+        frame = go.Gaussians(
+            torch.rand(n, 3, generator=g, dtype=DT) + torch.tensor([0, 0, 2.0], dtype=DT),
+            torch.rand(n, 3, generator=g, dtype=DT) * 0.05 + 0.01,
+            torch.randn(n, 4, generator=g, dtype=DT),
+            torch.rand(n, generator=g, dtype=DT),
+            torch.softmax(torch.randn(n, 3, generator=g, dtype=DT), -1),
+        )
+        results = [m.insert(frame, camera) for m in mems]
+        if results[0] != results[1]:
+            raise AssertionError(f"GaussianMemory: {results[0]} != {results[1]}")
+        evicted += results[0].evicted
+        for k in ("means", "opacities", "features", "confidence"):
+            close(f"GaussianMemory.{k}", [getattr(mems[0], k)], [getattr(mems[1], k)], 0, 0)
+    return f"GaussianMemory: {len(mems[0])} Gaussians after 4 frames, {evicted} evicted"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--expect-source", choices=("jit", "prebuilt"))
@@ -165,6 +191,7 @@ def main() -> int:
             check_snog,
             check_radius,
             check_raycast,
+            check_memory,
         ):
             print("ok", check(g))
     ran = {e.name.split("::", 1)[1] for e in prof.events() if e.name.startswith("gaussocc::")}
