@@ -32,7 +32,11 @@ def _close(name, got, want, rtol, atol):
 
 def main() -> int:
     dev = torch.device(sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--device" else "cuda")
-    cuda_ok = torch.cuda.is_available() and gaussocc_ops.build_info()["cuda_kernels"]
+    info = gaussocc_ops.build_info()  # loads (the first time: compiles) the kernels
+    if not info["extension"]:
+        print(f"no compiled kernels: {info['error']}")
+        return 2
+    cuda_ok = torch.cuda.is_available() and info["cuda_kernels"]
     if dev.type == "cuda" and not cuda_ok:
         print("needs a CUDA device and the extension built with its CUDA kernels")
         return 2
@@ -154,6 +158,30 @@ def main() -> int:
         ops.snog_accept,
         (cand, torch.zeros(6, 200, 2, dtype=torch.int32), torch.zeros(6, dtype=torch.int32), 3),
     )
+    # streaming memory: cell-hash index insert/query, fusion, eviction heap (a stream that fuses,
+    # inserts and evicts), the same stream on the CPU kernels and on the device
+    Km = torch.tensor([[[40.0, 0, 32], [0, 40.0, 24], [0, 0, 1]]])
+    camera = gaussocc_ops.Cameras.from_cam2world(torch.eye(4)[None], Km, height=48, width=64)
+    mems = {
+        d: gaussocc_ops.GaussianMemory(radius=0.15, max_size=300, device=d)
+        for d in ("cpu", dev)
+    }
+    for f in range(6):
+        n = 120
+        frame = gaussocc_ops.Gaussians(
+            torch.rand(n, 3, generator=g) * 1.5 + torch.tensor([0, 0, 2.0]),
+            torch.rand(n, 3, generator=g) * 0.05 + 0.01,
+            torch.randn(n, 4, generator=g),
+            torch.rand(n, generator=g),
+            torch.softmax(torch.randn(n, 5, generator=g), -1),
+        )
+        res = {d: m.insert(frame.to(d), camera.to(d)) for d, m in mems.items()}
+        same = res["cpu"] == res[dev]
+        print(f"{'ok  ' if same else 'FAIL'} GaussianMemory.insert[{f}] {res[dev]}")
+        ok &= same
+    for k in ("means", "opacities", "features", "confidence"):
+        ok &= _close(f"GaussianMemory.{k}", getattr(mems[dev], k), getattr(mems["cpu"], k), 1e-4, 1e-5)
+
     print(f"all kernels ran on {dev}" + ("" if ok else ", SOME DIFFER FROM THE CPU KERNELS"))
     return 0 if ok else 1
 
