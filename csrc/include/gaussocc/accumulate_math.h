@@ -16,6 +16,7 @@
 // of voxels around the mean's voxel (gaussianformer2, see prepare).
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -188,7 +189,8 @@ GO_HD T transmittance_of_others(T alpha, T log_t, int32_t n_opaque) {
 template <typename T>
 GO_HD bool mixture_defined(int mode, T W) {
   if (mode == kGaussianFormer2) return W > T(kGf2MinWeight);
-  return W > sqrt(std::numeric_limits<T>::min());
+  // FLT_MIN / DBL_MIN: numeric_limits<T>::min() is a host function to nvcc
+  return W > sqrt(sizeof(T) == sizeof(float) ? T(FLT_MIN) : T(DBL_MIN));
 }
 
 // Turns one voxel's sums into its outputs (probabilistic modes). row: the voxel's C + 1 output
