@@ -257,7 +257,7 @@ def measure_memory(g: go.Gaussians, grid: go.VoxelGrid, mode: str = "probabilist
     }
 
 
-def run_memory(workloads, emulated) -> list[dict]:
+def run_memory(workloads, emulated, mode: str = "probabilistic") -> list[dict]:
     rows = []
     for name in workloads:
         n, grid, smin, smax, C = MEMORY_WORKLOADS[name]
@@ -268,8 +268,9 @@ def run_memory(workloads, emulated) -> list[dict]:
             "grid": grid.shape,
             "C": C,
             "kernels": "emulated CUDA" if emulated else "CPU",
+            "mode": mode,
         }
-        row.update(measure_memory(g, grid))
+        row.update(measure_memory(g, grid, mode))
         if not emulated:
             row["cpu_kernel_private_mb"] = round(cpu_kernel_private_bytes(g, grid) / 2**20, 2)
         rows.append(row)
@@ -298,6 +299,12 @@ def main(argv=None) -> int:
         metavar="LIB",
         help="with --memory: run the CUDA kernels in cuda-emu (this library)",
     )
+    parser.add_argument(
+        "--memory-mode",
+        default="probabilistic",
+        choices=["probabilistic", "gaussianformer2"],
+        help="with --memory: the accumulation mode to count",
+    )
     args = parser.parse_args(argv)
     print(machine())
     if args.memory:
@@ -308,7 +315,7 @@ def main(argv=None) -> int:
                     ["accumulate_gaussians", "accumulate_gaussians_backward"], args.emulated
                 ),
             )
-        rows = run_memory(args.memory_workloads, args.emulated)
+        rows = run_memory(args.memory_workloads, args.emulated, args.memory_mode)
         for row in rows:
             print(row, flush=True)
         save({"machine": machine(), "memory": rows}, args.json)
