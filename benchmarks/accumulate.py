@@ -8,6 +8,13 @@ Workloads:
   scale-s  (a) with the largest scale 0.16, 0.32, 0.64, 1.28 m
   ref      (a) cropped to 50x50x16 voxels and 1 600 Gaussians (same density): kernel vs reference
 
+``--memory`` counts the bytes the probabilistic mode allocates (``benchmarks/_alloc.py``: every
+tensor allocation, from torch.profiler's memory events) instead of timing: the forward without
+and with autograd, and the backward from given output gradients (channel-first contiguous, as a
+loss over ``probs [B, C + 1, X, Y, Z]`` produces them). With ``--emulated [LIB]`` the CUDA
+kernels run in cuda-emu (their adapters allocate on the CPU exactly the buffers they allocate on a
+GPU), so the counts are the CUDA path's. Workloads: ``a`` (full size) and ``ref``.
+
 ``pairs`` is the number of (voxel, Gaussian) entries a pair-list design would store (voxels in the
 3-sigma boxes, clipped to the grid); ``pair_list_mb`` counts 12 bytes per entry (an int64 key and
 an int32 id, before any sort buffers). Peak memory: CUDA allocator peak above the inputs, or on CPU
@@ -23,6 +30,7 @@ from pathlib import Path
 import torch
 
 import gaussocc_ops as go
+from benchmarks._alloc import AllocationTrace, use_emulated_kernels
 from benchmarks._timing import machine, peak_memory_mb, save, sync, time_fn
 
 GRID_A = go.VoxelGrid(origin=(-50.0, -50.0, -5.0), voxel_size=0.5, shape=(200, 200, 16))
@@ -175,6 +183,98 @@ def run_workload(name, device, repeat):
 
 
 WORKLOADS = ("a", "a-large", "b", "scale-n", "scale-s", "ref")
+MEMORY_WORKLOADS = {
+    "a": (25_600, GRID_A, 0.08, 0.64, 18),
+    "ref": (1_600, GRID_REF, 0.08, 0.64, 18),
+    "small": (
+        400,
+        go.VoxelGrid(origin=(-6.0, -6.0, -5.0), voxel_size=0.5, shape=(24, 24, 16)),
+        0.08,
+        0.64,
+        18,
+    ),
+}
+
+
+def _nbytes(*tensors) -> int:
+    return sum(t.untyped_storage().nbytes() for t in tensors)
+
+
+def cpu_kernel_private_bytes(g: go.Gaussians, grid: go.VoxelGrid, k: float = 3.0) -> int:
+    """``std::vector`` memory of the CPU forward (not torch allocations, so not traced): the
+    prepared Gaussians (conic + box, 6 values and 6 int64, plus a flag) and the per-plane id
+    lists (one int32 per Gaussian and x-plane of its box, plus the plane offsets)."""
+    from gaussocc_ops.geometry import quat_to_rotmat
+
+    n = g.num_gaussians
+    item = g.means.element_size()
+    rot = quat_to_rotmat(g.quats[0].double())
+    var = (rot[:, 0] ** 2 * g.scales[0].double() ** 2).sum(-1)
+    half = k * var.sqrt()
+    lo = torch.ceil((g.means[0, :, 0].double() - half - grid.origin[0]) / grid.voxel_size[0] - 0.5)
+    hi = torch.floor((g.means[0, :, 0].double() + half - grid.origin[0]) / grid.voxel_size[0] - 0.5)
+    planes = int((hi.clamp(max=grid.shape[0] - 1) - lo.clamp(min=0) + 1).clamp(min=0).sum())
+    return n * (6 * item + 6 * 8 + 1) + planes * 4 + (grid.shape[0] + 1) * 8
+
+
+def measure_memory(g: go.Gaussians, grid: go.VoxelGrid, mode: str = "probabilistic") -> dict:
+    """Bytes allocated by the forward (no grad; with grad) and the backward of one call."""
+    kw = dict(mode=mode, backend="cpu")
+    with torch.no_grad(), AllocationTrace() as t0:
+        out = go.gaussians_to_occupancy(g, grid, **kw)
+    out_bytes = _nbytes(out.occupancy, out.probs)
+    del out
+    leaf = go.Gaussians(
+        *(
+            t.detach().clone().requires_grad_()
+            for t in (g.means, g.scales, g.quats, g.opacities, g.features)
+        )
+    )
+    with AllocationTrace() as t1:
+        out = go.gaussians_to_occupancy(leaf, grid, **kw)
+    gen = torch.Generator().manual_seed(0)
+    g_occ = torch.randn(out.occupancy.shape, generator=gen, dtype=out.occupancy.dtype)
+    g_probs = torch.randn(out.probs.shape, generator=gen, dtype=out.probs.dtype)
+    with AllocationTrace() as t2:
+        torch.autograd.backward([out.occupancy, out.probs], [g_occ, g_probs])
+    input_grads = _nbytes(
+        *(t.grad for t in (leaf.means, leaf.scales, leaf.quats, leaf.opacities, leaf.features))
+    )
+    mb = 2**20
+    return {
+        "output_mb": round(out_bytes / mb, 2),
+        "forward_nograd_peak_mb": round(t0.peak / mb, 2),
+        "forward_grad_peak_mb": round(t1.peak / mb, 2),
+        "forward_grad_retained_mb": round(t1.net / mb, 2),
+        "backward_peak_mb": round(t2.peak / mb, 2),
+        "input_grads_mb": round(input_grads / mb, 2),
+        "extra_forward_x_output": round((t1.peak - out_bytes) / out_bytes, 3),
+        "extra_backward_x_output": round((t2.peak - input_grads) / out_bytes, 3),
+        # forward retained (outputs + saved state) plus the backward's peak, over the output
+        "forward_backward_peak_x_output": round(
+            max(t1.peak, t1.net + t2.peak - input_grads) / out_bytes, 3
+        ),
+    }
+
+
+def run_memory(workloads, emulated, mode: str = "probabilistic") -> list[dict]:
+    rows = []
+    for name in workloads:
+        n, grid, smin, smax, C = MEMORY_WORKLOADS[name]
+        g = make_gaussians(n, grid, smin, smax, C, "cpu")
+        row = {
+            "workload": name,
+            "N": n,
+            "grid": grid.shape,
+            "C": C,
+            "kernels": "emulated CUDA" if emulated else "CPU",
+            "mode": mode,
+        }
+        row.update(measure_memory(g, grid, mode))
+        if not emulated:
+            row["cpu_kernel_private_mb"] = round(cpu_kernel_private_bytes(g, grid) / 2**20, 2)
+        rows.append(row)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -187,8 +287,39 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--memory", action="store_true", help="count allocated bytes instead")
+    parser.add_argument(
+        "--memory-workloads", nargs="+", default=["a", "ref"], choices=sorted(MEMORY_WORKLOADS)
+    )
+    parser.add_argument(
+        "--emulated",
+        nargs="?",
+        const="build/cuda_emu/gaussocc_emu.so",
+        default=None,
+        metavar="LIB",
+        help="with --memory: run the CUDA kernels in cuda-emu (this library)",
+    )
+    parser.add_argument(
+        "--memory-mode",
+        default="probabilistic",
+        choices=["probabilistic", "gaussianformer2"],
+        help="with --memory: the accumulation mode to count",
+    )
     args = parser.parse_args(argv)
     print(machine())
+    if args.memory:
+        if args.emulated:
+            print(
+                "kernels:",
+                use_emulated_kernels(
+                    ["accumulate_gaussians", "accumulate_gaussians_backward"], args.emulated
+                ),
+            )
+        rows = run_memory(args.memory_workloads, args.emulated, args.memory_mode)
+        for row in rows:
+            print(row, flush=True)
+        save({"machine": machine(), "memory": rows}, args.json)
+        return 0
     results = {"machine": machine(), "device": args.device, "rows": []}
     for name in args.workloads:
         for row in run_workload(name, args.device, args.repeat):

@@ -97,7 +97,8 @@ def main() -> int:
             atol=1e-4,
         )
 
-    # accumulation, both modes, with invalid and opaque Gaussians
+    # accumulation, the three modes, with invalid and opaque Gaussians; the probs gradient
+    # permuted ([B, C + 1, V] memory), as a loss over probs [B, C + 1, X, Y, Z] produces it
     N, C = 45, 19
     means = torch.rand(B, N, 3, generator=g) * torch.tensor([2.0, 1.5, 2.0]) - 0.2
     quats = torch.randn(B, N, 4, generator=g)
@@ -107,17 +108,20 @@ def main() -> int:
     feats = torch.randn(B, N, C, generator=g)
     valid = torch.rand(B, N, generator=g) > 0.2
     grid = ([0.0, 0.0, 0.0], [0.25, 0.25, 0.5], [8, 6, 4])
-    for prob in (False, True):
+    for mode, name in ((0, "additive"), (1, "probabilistic"), (2, "gaussianformer2")):
+        cfg = (3.0 if mode < 2 else 1.5, mode, 7 if mode else 0, 1.0 / C)
         fwd = both(
-            f"accumulate_gaussians(probabilistic={prob})",
+            f"accumulate_gaussians({name})",
             ops.accumulate_gaussians,
-            (means, quats, scales, opac, feats, valid, *grid, 3.0, prob),
+            (means, quats, scales, opac, feats, valid, *grid, *cfg),
         )
-        gi = [torch.randn(t.shape, generator=g) for t in (fwd[0], fwd[1], fwd[2])]
+        Bp, Vp, K = fwd[1].shape
+        g_occ = torch.randn(fwd[0].shape, generator=g)
+        g_probs = torch.randn(Bp, K, Vp, generator=g).transpose(1, 2)
         both(
-            "accumulate_gaussians_backward",
+            f"accumulate_gaussians_backward({name})",
             ops.accumulate_gaussians_backward,
-            (means, quats, scales, opac, feats, valid, fwd[3], fwd[4], *gi, *grid, 3.0, prob),
+            (means, quats, scales, opac, feats, valid, *fwd[1:], g_occ, g_probs, *grid, *cfg),
         )
 
     # soft-gated lifting

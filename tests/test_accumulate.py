@@ -138,7 +138,7 @@ def test_probabilities_match_a_brute_force_loop():
     B=st.integers(1, 3),
     N=st.integers(0, 12),
     C=st.integers(1, 5),
-    mode=st.sampled_from(["probabilistic", "additive"]),
+    mode=st.sampled_from(["probabilistic", "additive", "gaussianformer2"]),
     radius_sigma=st.floats(0.5, 4.0),
     empty_class=st.integers(-2, 1),
     voxel=st.tuples(st.floats(0.15, 0.6), st.floats(0.15, 0.6), st.floats(0.15, 0.6)),
@@ -159,7 +159,7 @@ def test_cpu_kernel_matches_reference(seed, B, N, C, mode, radius_sigma, empty_c
     seed=st.integers(0, 2**31 - 1),
     N=st.integers(1, 8),
     C=st.integers(1, 4),
-    mode=st.sampled_from(["probabilistic", "additive"]),
+    mode=st.sampled_from(["probabilistic", "additive", "gaussianformer2"]),
 )
 def test_cpu_gradients_match_reference(seed, N, C, mode):
     g = with_grad(random_gaussians(seed, B=2, N=N, C=C, dtype=torch.float64))
@@ -180,7 +180,7 @@ def test_cpu_gradients_match_reference(seed, N, C, mode):
         torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-7)
 
 
-@pytest.mark.parametrize("mode", ["probabilistic", "additive"])
+@pytest.mark.parametrize("mode", ["probabilistic", "additive", "gaussianformer2"])
 def test_gradcheck_float64(mode):
     g = random_gaussians(11, B=2, N=4, C=2, dtype=torch.float64)
     grid = go.VoxelGrid(origin=(0.0, 0.0, 0.0), voxel_size=(0.6, 0.5, 0.7), shape=(5, 6, 3))
@@ -198,22 +198,208 @@ def test_opcheck_on_the_registered_ops():
     g = random_gaussians(5, B=2, N=6, C=3)
     means, scales, quats, opacities, features = params(g)
     valid = g.valid
-    grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3], 3.0)
+    grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3])
     fwd_args = (means, quats, scales, opacities, features, valid, *grid_args)
-    for probabilistic in (True, False):
+    for mode, radius, empty in ((0, 3.0, 0), (1, 3.0, 1), (2, 1.5, 3)):
+        cfg = (radius, mode, empty, 1.0 / 3)
         args = tuple(
             t.clone().requires_grad_()
             if isinstance(t, torch.Tensor) and t.is_floating_point()
             else t
             for t in fwd_args
         )
-        torch.library.opcheck(torch.ops.gaussocc.accumulate_gaussians, (*args, probabilistic))
-        out = torch.ops.gaussocc.accumulate_gaussians(*fwd_args, probabilistic)
-        grads = (torch.randn_like(out[0]), torch.randn_like(out[1]), torch.randn_like(out[2]))
+        torch.library.opcheck(torch.ops.gaussocc.accumulate_gaussians, (*args, *cfg))
+        out = torch.ops.gaussocc.accumulate_gaussians(*fwd_args, *cfg)
+        g_occ = torch.randn_like(out[0])
+        # a permuted (non-contiguous) probs gradient, as a loss over [B, C + 1, V] gives it
+        g_probs = torch.randn(out[1].shape[0], out[1].shape[2], out[1].shape[1]).transpose(1, 2)
         torch.library.opcheck(
             torch.ops.gaussocc.accumulate_gaussians_backward,
-            (*fwd_args[:6], out[3], out[4], *grads, *grid_args, probabilistic),
+            (*fwd_args[:6], *out[1:], g_occ, g_probs, *grid_args, *cfg),
         )
+
+
+# --- GaussianFormer-2 / GPOcc mode against their formula, written out ---------------------------
+
+
+def gf2_rotation(q):
+    """Rotation matrix of the normalised quaternion (w, x, y, z): v -> q v q*."""
+    w, x, y, z = (q / q.norm(dim=-1, keepdim=True)).unbind(-1)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def gf2_written_out(means, scales, quats, opac, sem, origin, voxel, shape, k, fill):
+    """GaussianFormer-2's localagg_prob + combine_geosem for one scene, written out densely.
+
+    Their head: M = S R(q), Sigma = M^T M = R^T S^2 R, CovInv = Sigma^{-1}; voxel centres
+    origin + idx * voxel + voxel / 2; mean cell int((mu - origin) / voxel) (truncation); cube
+    radius ceil(max(s) k / voxel) (at least 1); power = exp(-1/2 d^T CovInv d),
+    prob = (2 pi)^(-3/2) sqrt(det CovInv) power opacity; bin = prod (1 - power);
+    logits = sum sem prob / sum prob where sum prob > 1e-9, else `fill` per class;
+    output [logits * (1 - bin), bin] (empty last).
+    """
+    N, C = sem.shape
+    R = gf2_rotation(quats)
+    S = torch.diag_embed(scales)
+    M = S @ R
+    cov_inv = torch.linalg.inv(M.transpose(-1, -2) @ M)
+    axes = [torch.arange(n, dtype=means.dtype) for n in shape]
+    idx = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)  # [V, 3]
+    pts = idx * voxel + 0.5 * voxel + torch.tensor(origin, dtype=means.dtype)
+    cell = torch.trunc((means.detach() - torch.tensor(origin, dtype=means.dtype)) / voxel)
+    radius = torch.ceil(scales.detach().amax(-1) * k / voxel).clamp(min=1)
+    in_cube = ((idx[:, None, :] - cell[None]).abs() <= radius[None, :, None]).all(-1)  # [V, N]
+    d = means[None] - pts[:, None]  # [V, N, 3]
+    power = torch.exp(-0.5 * torch.einsum("vni,nij,vnj->vn", d, cov_inv, d))
+    power = torch.where(in_cube, power, torch.zeros_like(power))
+    prob = (2 * math.pi) ** -1.5 * torch.linalg.det(cov_inv).sqrt() * power * opac
+    bin_logit = torch.prod(1 - power, dim=-1)
+    prob_sum = prob.sum(-1)
+    covered = prob_sum > 1e-9
+    logits = torch.where(
+        covered[:, None],
+        (prob @ sem) / torch.where(covered, prob_sum, torch.ones_like(prob_sum))[:, None],
+        torch.full((idx.shape[0], C), fill, dtype=means.dtype),
+    )
+    out = torch.cat([logits * (1 - bin_logit)[:, None], bin_logit[:, None]], -1)
+    return 1 - bin_logit, out  # occupancy [V], channels [V, C + 1]
+
+
+def gf2_scene(dtype=torch.float64, opacity_scale=1.0):
+    gen = torch.Generator().manual_seed(42)
+    N, C = 7, 4
+    origin, voxel, shape = (-1.0, -0.6, 0.2), 0.4, (8, 7, 5)
+    lower = torch.tensor(origin, dtype=torch.float64)
+    size = voxel * torch.tensor(shape, dtype=torch.float64)
+    means = lower + torch.rand(N, 3, generator=gen, dtype=torch.float64) * size
+    means[0] = lower + torch.tensor([-0.15, 1.0, 0.5], dtype=torch.float64)  # int() of -0.37 is 0
+    scales = 0.08 + 0.3 * torch.rand(N, 3, generator=gen, dtype=torch.float64)
+    quats = torch.randn(N, 4, generator=gen, dtype=torch.float64)
+    opac = opacity_scale * torch.rand(N, generator=gen, dtype=torch.float64)
+    opac[1] = 0.0  # adds to the occupancy, not to the classes
+    sem = torch.rand(N, C, generator=gen, dtype=torch.float64).softmax(-1)
+    grid = go.VoxelGrid(origin=origin, voxel_size=voxel, shape=shape)
+    tensors = [t.to(dtype) for t in (means, scales, quats, opac, sem)]
+    return tensors, grid
+
+
+def gf2_ours(means, scales, quats, opac, sem, grid, *, k=2.0, backend="cpu", **kw):
+    g = go.Gaussians(means, scales, quats, opac, sem)
+    return go.gaussians_to_occupancy(
+        g, grid, mode="gaussianformer2", radius_sigma=k, quat_convention="gaussianformer2",
+        backend=backend, **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("uncovered", ["gaussianformer2", "gpocc"])
+def test_gaussianformer2_mode_equals_their_formula(backend, uncovered):
+    (means, scales, quats, opac, sem), grid = gf2_scene()
+    C = sem.shape[1]
+    fill = 1 / C if uncovered == "gaussianformer2" else 1 / (C + 1)
+    occ_want, want = gf2_written_out(
+        means, scales, quats, opac, sem, grid.origin, 0.4, grid.shape, 2.0, fill
+    )
+    out = gf2_ours(means, scales, quats, opac, sem, grid, backend=backend, uncovered=uncovered)
+    got = out.probs.reshape(C + 1, -1).T
+    torch.testing.assert_close(out.occupancy.reshape(-1), occ_want, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    # the scene has every case: voxels outside every cube (o = 0: classes 0, empty 1), voxels
+    # with a mixture, and voxels where o > 0 but the summed density is <= 1e-9 (the fill)
+    prob_sum_zero = occ_want == 0
+    assert prob_sum_zero.any() and (~prob_sum_zero).sum() > 50
+    ratio = got[:, :C] / occ_want[:, None].clamp(min=1e-300)
+    filled = (occ_want > 0) & (ratio - fill).abs().amax(-1).lt(1e-12)
+    assert filled.any()
+
+
+def test_gaussianformer2_mode_fill_where_the_density_is_tiny():
+    (means, scales, quats, opac, sem), grid = gf2_scene(opacity_scale=1e-12)
+    C = sem.shape[1]
+    for uncovered, fill in (("gaussianformer2", 1 / C), ("gpocc", 1 / (C + 1))):
+        occ_want, want = gf2_written_out(
+            means, scales, quats, opac, sem, grid.origin, 0.4, grid.shape, 2.0, fill
+        )
+        out = gf2_ours(means, scales, quats, opac, sem, grid, uncovered=uncovered)
+        got = out.probs.reshape(C + 1, -1).T
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+        filled = occ_want > 0.05
+        assert filled.sum() > 20
+        torch.testing.assert_close(got[filled, :C], fill * occ_want[filled, None].expand(-1, C))
+
+
+def test_gaussianformer2_mode_gradients_equal_autograd_of_their_formula():
+    (means, scales, quats, opac, sem), grid = gf2_scene()
+    C = sem.shape[1]
+    leaves = [t.clone().requires_grad_() for t in (means, scales, quats, opac, sem)]
+    gen = torch.Generator().manual_seed(1)
+    w_probs = torch.randn(C + 1, *grid.shape, generator=gen, dtype=torch.float64)
+    w_occ = torch.randn(grid.shape, generator=gen, dtype=torch.float64)
+    out = gf2_ours(*leaves, grid)
+    loss = (out.probs * w_probs).sum() + (out.occupancy * w_occ).sum()
+    got = torch.autograd.grad(loss, leaves)
+    occ, want_probs = gf2_written_out(*leaves, grid.origin, 0.4, grid.shape, 2.0, 1 / C)
+    loss_w = (want_probs.T.reshape(C + 1, *grid.shape) * w_probs).sum()
+    loss_w = loss_w + (occ.reshape(grid.shape) * w_occ).sum()
+    want = torch.autograd.grad(loss_w, leaves)
+    for name, a, b in zip(("means", "scales", "quats", "opacities", "features"), got, want):
+        assert bool(b.abs().gt(1e-6).any()), name
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+
+
+def test_gaussianformer2_mode_float32_stays_close_to_the_float64_formula():
+    (means, scales, quats, opac, sem), grid = gf2_scene(torch.float32)
+    C = sem.shape[1]
+    _, want = gf2_written_out(
+        *(t.double() for t in (means, scales, quats, opac, sem)),
+        grid.origin, 0.4, grid.shape, 2.0, 1 / C,
+    )  # fmt: skip
+    got = gf2_ours(means, scales, quats, opac, sem, grid).probs.reshape(C + 1, -1).T
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_gaussianformer2_quaternions_are_the_conjugate_of_ours():
+    (means, scales, quats, opac, sem), grid = gf2_scene()
+    g = go.Gaussians(means, scales, quats, opac, sem)
+    conj = go.Gaussians(means, scales, quats * torch.tensor([1.0, -1, -1, -1]).double(), opac, sem)
+    for mode in ("probabilistic", "gaussianformer2"):
+        theirs = go.gaussians_to_occupancy(g, grid, mode=mode, quat_convention="gaussianformer2")
+        ours = go.gaussians_to_occupancy(conj, grid, mode=mode)
+        assert torch.equal(theirs.probs, ours.probs)
+        plain = go.gaussians_to_occupancy(g, grid, mode=mode)
+        assert not torch.allclose(plain.probs, ours.probs)  # the convention matters here
+
+
+def test_gaussianformer2_mode_empty_class_position_and_default_k():
+    (means, scales, quats, opac, sem), grid = gf2_scene()
+    C = sem.shape[1]
+    last = gf2_ours(means, scales, quats, opac, sem, grid, k=4.0)
+    default = go.gaussians_to_occupancy(
+        go.Gaussians(means, scales, quats, opac, sem), grid, mode="gaussianformer2",
+        quat_convention="gaussianformer2",
+    )  # fmt: skip
+    assert torch.equal(last.probs, default.probs)  # k = 4 (their nuScenes config) by default
+    first = gf2_ours(means, scales, quats, opac, sem, grid, k=4.0, empty_class=0)
+    assert torch.equal(first.probs[0], last.probs[C])
+    assert torch.equal(first.probs[1:], last.probs[:C])
+    torch.testing.assert_close(last.probs.sum(0), torch.ones(grid.shape, dtype=torch.float64))
+
+
+def test_gaussianformer2_occupancy_leaves_the_opacity_out():
+    (means, scales, quats, opac, sem), grid = gf2_scene()
+    C = sem.shape[1]
+    with_opac = gf2_ours(means, scales, quats, opac, sem, grid)
+    ones = gf2_ours(means, scales, quats, torch.ones_like(opac), sem, grid)
+    assert torch.equal(with_opac.occupancy, ones.occupancy)
+    assert torch.equal(with_opac.probs[C], ones.probs[C])
+    assert not torch.allclose(with_opac.probs[:C], ones.probs[:C])  # the mixture uses it
 
 
 # --- numerical stability -------------------------------------------------------------------------
@@ -442,7 +628,7 @@ def test_bad_input_raises_clear_errors():
 def test_raw_op_rejects_bad_shapes():
     g = random_gaussians(0, B=1, N=3, C=2)
     means, scales, quats, opacities, features = params(g)
-    grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3], 3.0, True)
+    grid_args = ([0.0, 0.0, 0.0], [0.4, 0.3, 0.5], [5, 4, 3], 3.0, 1, 2, 0.5)
     with pytest.raises(RuntimeError, match="quats must have shape"):
         torch.ops.gaussocc.accumulate_gaussians(
             means, quats[..., :3].contiguous(), scales, opacities, features, g.valid, *grid_args
@@ -451,13 +637,21 @@ def test_raw_op_rejects_bad_shapes():
         torch.ops.gaussocc.accumulate_gaussians(
             means, quats, scales, opacities, features, g.valid.float(), *grid_args
         )
+    with pytest.raises(RuntimeError, match="mode must be"):
+        torch.ops.gaussocc.accumulate_gaussians(
+            means, quats, scales, opacities, features, g.valid, *grid_args[:4], 3, 2, 0.5
+        )
+    with pytest.raises(RuntimeError, match="empty_index must be in"):
+        torch.ops.gaussocc.accumulate_gaussians(
+            means, quats, scales, opacities, features, g.valid, *grid_args[:4], 1, 3, 0.5
+        )
 
 
 # --- CUDA ----------------------------------------------------------------------------------------
 
 
 @requires_cuda
-@pytest.mark.parametrize("mode", ["probabilistic", "additive"])
+@pytest.mark.parametrize("mode", ["probabilistic", "additive", "gaussianformer2"])
 def test_cuda_matches_cpu(mode):
     g = with_grad(random_gaussians(21, B=2, N=64, C=19, extent=(6.0, 5.0, 3.0)))
     grid = go.VoxelGrid(origin=(-0.5, -0.5, -0.5), voxel_size=(0.3, 0.25, 0.4), shape=(22, 23, 9))

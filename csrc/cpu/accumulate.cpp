@@ -1,8 +1,10 @@
 // CPU kernels of Gaussian-to-occupancy accumulation.
 // Forward: one task per (batch, x-plane of the grid) over the Gaussians whose box reaches that
 // plane (a per-plane id list of sum_i box_x(i) <= N * X int32 entries), so every voxel has one
-// writer and the sums are deterministic. Backward: one task per Gaussian over its box, reading
-// the per-voxel output gradients; no atomics, no (voxel, Gaussian) buffer.
+// writer and the sums are deterministic; the class sums accumulate in the probs output and the
+// task finishes its plane's probabilities in place (accumulate_math.h: finish_voxel).
+// Backward: one pass over the voxels for the per-voxel factors (voxel_grad, [B, V, 3]), then one
+// task per Gaussian over its box, reading them; no atomics, no (voxel, Gaussian) buffer.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -26,32 +28,34 @@ struct Inputs {
   const bool* valid;
   int64_t B, N, C;
   Grid<T> grid;
-  T k;
-  bool probabilistic;
+  Params<T> p;
 };
 
 template <typename T>
 Inputs<T> load_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
                       const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& valid,
-                      const Sizes& sz, const Grid<T>& grid, double radius_sigma, bool probabilistic) {
+                      const Sizes& sz, const Grid<T>& grid, const Params<T>& p) {
   return {means.data_ptr<T>(), quats.data_ptr<T>(), scales.data_ptr<T>(), opacities.data_ptr<T>(),
-          features.data_ptr<T>(), valid.data_ptr<bool>(), sz.B, sz.N, sz.C, grid, T(radius_sigma),
-          probabilistic};
+          features.data_ptr<T>(), valid.data_ptr<bool>(), sz.B, sz.N, sz.C, grid, p};
 }
 
 template <typename T>
-void forward_cpu(const Inputs<T>& in, T* occupancy, T* weight, T* wfeat, T* log_t, int32_t* n_opaque) {
+void forward_cpu(const Inputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t, int32_t* n_opaque) {
   const int64_t B = in.B, N = in.N, C = in.C;
   const int64_t X = in.grid.dims[0], Y = in.grid.dims[1], Z = in.grid.dims[2];
-  const T k2 = in.k * in.k;
+  const int mode = in.p.mode;
+  const bool prob = is_probabilistic(mode);
+  const int64_t Cout = prob ? C + 1 : C;
+  const T k2 = in.p.k * in.p.k;
 
-  // Gaussians with opacity 0 add exactly nothing; they are skipped here (not in the backward).
+  // Gaussians with opacity 0 add exactly nothing (except to GaussianFormer-2's occupancy, which
+  // leaves the opacity out); they are skipped here (not in the backward).
   std::vector<Prepared<T>> prep(B * N);
   std::vector<uint8_t> active(B * N);
   at::parallel_for(0, B * N, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      active[i] = in.valid[i] && in.opacities[i] > T(0) &&
-                  prepare(in.means + i * 3, in.quats + i * 4, in.scales + i * 3, in.k, in.grid, &prep[i]);
+      active[i] = in.valid[i] && (mode == kGaussianFormer2 || in.opacities[i] > T(0)) &&
+                  prepare(in.means + i * 3, in.quats + i * 4, in.scales + i * 3, in.p.k, in.grid, mode, &prep[i]);
     }
   });
 
@@ -89,43 +93,50 @@ void forward_cpu(const Inputs<T>& in, T* occupancy, T* weight, T* wfeat, T* log_
           for (int64_t z = pr.lo[2]; z <= pr.hi[2]; ++z) {
             d[2] = voxel_center(in.grid, 2, z) - mean[2];
             const T d2 = mahalanobis_sq(pr.conic, d);
-            if (d2 > k2) continue;
-            const T alpha = a * exp(T(-0.5) * d2);
+            if (!in_support(mode, d2, k2)) continue;
+            const Weights<T> w = voxel_weights(mode, T(exp(T(-0.5) * d2)), a, pr.norm);
             const int64_t v = (plane * Y + y) * Z + z;
-            weight[v] += alpha;
-            T* out = wfeat + v * C;
-            for (int64_t c = 0; c < C; ++c) out[c] += alpha * feat[c];
-            if (in.probabilistic) {
-              if (alpha >= T(1)) {
-                ++n_opaque[v];
-              } else {
-                log_t[v] += log1p(-alpha);
-              }
+            T* out = probs + v * Cout;
+            for (int64_t c = 0; c < C; ++c) out[class_slot(c, in.p.empty, mode)] += w.sem * feat[c];
+            if (!prob) {
+              occupancy[v] += w.sem;
+              continue;
+            }
+            weight[v] += w.sem;
+            if (w.occ >= T(1)) {
+              ++n_opaque[v];
+            } else {
+              log_t[v] += log1p(-w.occ);
             }
           }
         }
       }
-      if (in.probabilistic) {
+      if (prob) {
         for (int64_t v = plane * Y * Z; v < (plane + 1) * Y * Z; ++v)
-          occupancy[v] = occupancy_from_log(log_t[v], n_opaque[v]);
+          finish_voxel(in.p, C, weight[v], log_t[v], n_opaque[v], probs + v * Cout, occupancy + v);
       }
     }
   });
 }
 
 template <typename T>
-void backward_cpu(const Inputs<T>& in, const T* log_t, const int32_t* n_opaque, const T* g_occ, const T* g_weight,
-                  const T* g_wfeat, T* g_means, T* g_quats, T* g_scales, T* g_opacities, T* g_features) {
+void backward_cpu(const Inputs<T>& in, const VoxelGrad<T>* vgrad, const T* g_probs, const int64_t* gp_strides,
+                  const T* log_t, const int32_t* n_opaque, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
+                  T* g_features) {
   const int64_t N = in.N, C = in.C;
   const int64_t Y = in.grid.dims[1], Z = in.grid.dims[2];
   const int64_t V = in.grid.dims[0] * Y * Z;
-  const T k2 = in.k * in.k;
+  const int mode = in.p.mode;
+  const bool prob = is_probabilistic(mode);
+  const T k2 = in.p.k * in.p.k;
+  std::vector<int64_t> slot_offset(C);
+  for (int64_t c = 0; c < C; ++c) slot_offset[c] = class_slot(c, in.p.empty, mode) * gp_strides[2];
   at::parallel_for(0, in.B * N, 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (!in.valid[i]) continue;
       Prepared<T> pr;
-      if (!prepare(in.means + i * 3, in.quats + i * 4, in.scales + i * 3, in.k, in.grid, &pr)) continue;
-      const int64_t base = (i / N) * V;
+      if (!prepare(in.means + i * 3, in.quats + i * 4, in.scales + i * 3, in.p.k, in.grid, mode, &pr)) continue;
+      const int64_t b = i / N;
       const T* mean = in.means + i * 3;
       const T* feat = in.features + i * C;
       T* g_feat = g_features + i * C;
@@ -139,23 +150,29 @@ void backward_cpu(const Inputs<T>& in, const T* log_t, const int32_t* n_opaque, 
           for (int64_t z = pr.lo[2]; z <= pr.hi[2]; ++z) {
             d[2] = voxel_center(in.grid, 2, z) - mean[2];
             const T d2 = mahalanobis_sq(pr.conic, d);
-            if (d2 > k2) continue;
+            if (!in_support(mode, d2, k2)) continue;
             const T g = exp(T(-0.5) * d2);
-            const T alpha = a * g;
-            const int64_t v = base + (x * Y + y) * Z + z;
-            const T* gw = g_wfeat + v * C;
-            T g_alpha = g_weight[v];
+            const Weights<T> w = voxel_weights(mode, g, a, pr.norm);
+            const int64_t vox = (x * Y + y) * Z + z;
+            const int64_t v = b * V + vox;
+            const VoxelGrad<T> vg = vgrad[v];
+            const T* gp = g_probs + b * gp_strides[0] + vox * gp_strides[1];
+            T dot = 0;
             for (int64_t c = 0; c < C; ++c) {
-              g_alpha += gw[c] * feat[c];
-              g_feat[c] += gw[c] * alpha;
+              const T gc = gp[slot_offset[c]];
+              dot += gc * feat[c];
+              g_feat[c] += vg.r * gc * w.sem;
             }
-            if (in.probabilistic) g_alpha += g_occ[v] * transmittance_of_others(alpha, log_t[v], n_opaque[v]);
-            add_voxel_grad(g_alpha, g, a, d, &sums);
+            const T g_sem = vg.g_w + vg.r * dot;
+            const T g_occ = prob ? vg.g_o * transmittance_of_others(w.occ, log_t[v], n_opaque[v]) : T(0);
+            T g_g, g_a;
+            weight_vjp(mode, g_sem, g_occ, g, a, pr.norm, &g_g, &g_a);
+            add_voxel_grad(g_g, g_a, g, d, &sums);
           }
         }
       }
       g_opacities[i] = sums.opacity;
-      finish_grads(in.quats + i * 4, in.scales + i * 3, pr.conic, sums, g_means + i * 3, g_quats + i * 4,
+      finish_grads(mode, a, in.quats + i * 4, in.scales + i * 3, pr.conic, sums, g_means + i * 3, g_quats + i * 4,
                    g_scales + i * 3);
     }
   });
@@ -164,54 +181,64 @@ void backward_cpu(const Inputs<T>& in, const T* log_t, const int32_t* n_opaque, 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulate_gaussians_cpu(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
     const at::Tensor& features, const at::Tensor& valid, at::ArrayRef<double> origin,
-    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
+    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius, int64_t mode, int64_t empty_index,
+    double fill) {
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
-                                radius_sigma);
-  // The probabilistic forward writes every occupancy value.
-  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options())
-                                 : at::zeros({sz.B, sz.V}, means.options());
-  auto weight = at::zeros({sz.B, sz.V}, means.options());
-  auto wfeat = at::zeros({sz.B, sz.V, sz.C}, means.options());
-  auto log_t = at::zeros({sz.B, sz.V}, means.options());
-  auto n_opaque = at::zeros({sz.B, sz.V}, means.options().dtype(at::kInt));
+                                radius, mode, empty_index);
+  const Outputs out = allocate_outputs(means, sz, mode);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_cpu", [&] {
     const auto in = load_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz,
-                                          make_grid<scalar_t>(origin, voxel_size, shape), radius_sigma,
-                                          probabilistic);
-    forward_cpu<scalar_t>(in, occupancy.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(),
-                          wfeat.data_ptr<scalar_t>(), log_t.data_ptr<scalar_t>(), n_opaque.data_ptr<int32_t>());
+                                          make_grid<scalar_t>(origin, voxel_size, shape),
+                                          make_params<scalar_t>(radius, mode, empty_index, fill));
+    forward_cpu<scalar_t>(in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(),
+                          out.weight.data_ptr<scalar_t>(), out.log_t.data_ptr<scalar_t>(),
+                          out.n_opaque.data_ptr<int32_t>());
   });
-  return {occupancy, weight, wfeat, log_t, n_opaque};
+  return {out.occupancy, out.probs, out.weight, out.log_t, out.n_opaque};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulate_gaussians_backward_cpu(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
-    const at::Tensor& features, const at::Tensor& valid, const at::Tensor& log_t, const at::Tensor& n_opaque,
-    const at::Tensor& g_occ, const at::Tensor& g_weight, const at::Tensor& g_wfeat, at::ArrayRef<double> origin,
-    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
+    const at::Tensor& features, const at::Tensor& valid, const at::Tensor& probs, const at::Tensor& weight,
+    const at::Tensor& log_t, const at::Tensor& n_opaque, const at::Tensor& g_occ, const at::Tensor& g_probs,
+    at::ArrayRef<double> origin, at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius,
+    int64_t mode, int64_t empty_index, double fill) {
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
-                                radius_sigma);
-  const auto dt = means.scalar_type();
-  const auto dev = means.device();
-  check_tensor(log_t, "log_transmittance", {sz.B, sz.V}, dt, dev);
-  check_tensor(n_opaque, "num_opaque", {sz.B, sz.V}, at::kInt, dev);
-  check_tensor(g_occ, "grad_occupancy", {sz.B, sz.V}, dt, dev);
-  check_tensor(g_weight, "grad_weight", {sz.B, sz.V}, dt, dev);
-  check_tensor(g_wfeat, "grad_weighted_features", {sz.B, sz.V, sz.C}, dt, dev);
+                                radius, mode, empty_index);
+  check_backward_inputs(means, sz, mode, probs, weight, log_t, n_opaque, g_occ, g_probs);
   auto g_means = at::zeros_like(means);
   auto g_quats = at::zeros_like(quats);
   auto g_scales = at::zeros_like(scales);
   auto g_opacities = at::zeros_like(opacities);
   auto g_features = at::zeros_like(features);
-  AT_DISPATCH_FLOATING_TYPES(dt, "accumulate_gaussians_backward_cpu", [&] {
-    const auto in = load_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz,
-                                          make_grid<scalar_t>(origin, voxel_size, shape), radius_sigma,
-                                          probabilistic);
-    backward_cpu<scalar_t>(in, log_t.data_ptr<scalar_t>(), n_opaque.data_ptr<int32_t>(),
-                           g_occ.data_ptr<scalar_t>(), g_weight.data_ptr<scalar_t>(), g_wfeat.data_ptr<scalar_t>(),
-                           g_means.data_ptr<scalar_t>(), g_quats.data_ptr<scalar_t>(),
-                           g_scales.data_ptr<scalar_t>(), g_opacities.data_ptr<scalar_t>(),
-                           g_features.data_ptr<scalar_t>());
+  auto vgrad = at::empty({sz.B, sz.V, 3}, means.options());
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_backward_cpu", [&] {
+    using T = scalar_t;
+    const Params<T> p = make_params<T>(radius, mode, empty_index, fill);
+    const bool prob = is_probabilistic(int(mode));
+    const int64_t Cout = probs.size(2);
+    const T* P = probs.data_ptr<T>();
+    const T* W = prob ? weight.data_ptr<T>() : nullptr;
+    const T* L = prob ? log_t.data_ptr<T>() : nullptr;
+    const int32_t* NO = prob ? n_opaque.data_ptr<int32_t>() : nullptr;
+    const T* GO = g_occ.data_ptr<T>();
+    const T* GP = g_probs.data_ptr<T>();
+    const int64_t go_s0 = g_occ.stride(0), go_s1 = g_occ.stride(1);
+    const int64_t gp_strides[3] = {g_probs.stride(0), g_probs.stride(1), g_probs.stride(2)};
+    auto* VG = reinterpret_cast<VoxelGrad<T>*>(vgrad.data_ptr<T>());
+    const int64_t V = sz.V, C = sz.C;
+    at::parallel_for(0, sz.B * V, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t v = begin; v < end; ++v) {
+        const int64_t b = v / V, vox = v % V;
+        VG[v] = voxel_grad(p, C, prob ? W[v] : T(0), prob ? L[v] : T(0), prob ? NO[v] : 0,
+                           GO[b * go_s0 + vox * go_s1], GP + b * gp_strides[0] + vox * gp_strides[1],
+                           gp_strides[2], P + v * Cout);
+      }
+    });
+    const auto in = load_inputs<T>(means, quats, scales, opacities, features, valid, sz,
+                                   make_grid<T>(origin, voxel_size, shape), p);
+    backward_cpu<T>(in, VG, GP, gp_strides, L, NO, g_means.data_ptr<T>(), g_quats.data_ptr<T>(),
+                    g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>());
   });
   return {g_means, g_quats, g_scales, g_opacities, g_features};
 }

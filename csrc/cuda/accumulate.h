@@ -21,22 +21,31 @@ struct DeviceInputs {
   const bool* valid;   // [B, N]
   int64_t B, N, C;
   Grid<T> grid;
-  T k;
-  bool probabilistic;
+  Params<T> p;
 };
 
-// Outputs must be zero-filled. occupancy, weight, log_t [B, V]; wfeat [B, V, C]; n_opaque [B, V].
+// A [B, V] or [B, V, channels] gradient read through its element strides (s2 unused for [B, V]).
 template <typename T>
-cudaError_t launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* weight, T* wfeat, T* log_t,
+struct StridedGrad {
+  const T* ptr;
+  int64_t s0, s1, s2;
+};
+
+// Outputs must be zero-filled except the occupancy of the probabilistic modes (written in full):
+// occupancy [B, V], probs [B, V, C + 1] (probabilistic modes) or [B, V, C]; weight, log_t,
+// n_opaque [B, V] (probabilistic modes; unused otherwise).
+template <typename T>
+cudaError_t launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
                                       int32_t* n_opaque, cudaStream_t stream);
 
-// Gradients must be zero-filled: g_means [B, N, 3], g_quats [B, N, 4], g_scales [B, N, 3],
-// g_opacities [B, N], g_features [B, N, C].
+// probs, weight, log_t, n_opaque: the forward's outputs (the last three unused in additive mode);
+// vgrad: [B, V] scratch of per-voxel factors. Gradients must be zero-filled: g_means [B, N, 3],
+// g_quats [B, N, 4], g_scales [B, N, 3], g_opacities [B, N], g_features [B, N, C].
 template <typename T>
-cudaError_t launch_accumulate_backward(const DeviceInputs<T>& in, const T* log_t, const int32_t* n_opaque,
-                                       const T* g_occupancy, const T* g_weight, const T* g_wfeat, T* g_means,
-                                       T* g_quats, T* g_scales, T* g_opacities, T* g_features,
-                                       cudaStream_t stream);
+cudaError_t launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const T* weight, const T* log_t,
+                                       const int32_t* n_opaque, StridedGrad<T> g_occupancy, StridedGrad<T> g_probs,
+                                       VoxelGrad<T>* vgrad, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
+                                       T* g_features, cudaStream_t stream);
 
 }  // namespace accum
 }  // namespace gaussocc

@@ -16,68 +16,67 @@ template <typename T>
 DeviceInputs<T> device_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
                               const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& valid,
                               const Sizes& sz, at::ArrayRef<double> origin, at::ArrayRef<double> voxel_size,
-                              at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
+                              at::IntArrayRef shape, double radius, int64_t mode, int64_t empty_index,
+                              double fill) {
   return {means.data_ptr<T>(), quats.data_ptr<T>(), scales.data_ptr<T>(), opacities.data_ptr<T>(),
           features.data_ptr<T>(), valid.data_ptr<bool>(), sz.B, sz.N, sz.C,
-          make_grid<T>(origin, voxel_size, shape), T(radius_sigma), probabilistic};
+          make_grid<T>(origin, voxel_size, shape), make_params<T>(radius, mode, empty_index, fill)};
+}
+
+template <typename T>
+StridedGrad<T> strided(const at::Tensor& t) {
+  return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.dim() > 2 ? t.stride(2) : 0};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulate_gaussians_cuda(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
     const at::Tensor& features, const at::Tensor& valid, at::ArrayRef<double> origin,
-    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
+    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius, int64_t mode, int64_t empty_index,
+    double fill) {
   TORCH_CHECK(means.is_cuda(), "accumulate_gaussians (CUDA) needs CUDA tensors, got ", means.device());
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
-                                radius_sigma);
+                                radius, mode, empty_index);
   const c10::cuda::CUDAGuard guard(means.device());
-  // The probabilistic forward writes every occupancy value.
-  auto occupancy = probabilistic ? at::empty({sz.B, sz.V}, means.options())
-                                 : at::zeros({sz.B, sz.V}, means.options());
-  auto weight = at::zeros({sz.B, sz.V}, means.options());
-  auto wfeat = at::zeros({sz.B, sz.V, sz.C}, means.options());
-  auto log_t = at::zeros({sz.B, sz.V}, means.options());
-  auto n_opaque = at::zeros({sz.B, sz.V}, means.options().dtype(at::kInt));
+  const Outputs out = allocate_outputs(means, sz, mode);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_cuda", [&] {
     const auto in = device_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin,
-                                            voxel_size, shape, radius_sigma, probabilistic);
+                                            voxel_size, shape, radius, mode, empty_index, fill);
     C10_CUDA_CHECK(launch_accumulate_forward<scalar_t>(
-        in, occupancy.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), wfeat.data_ptr<scalar_t>(),
-        log_t.data_ptr<scalar_t>(), n_opaque.data_ptr<int32_t>(), stream));
+        in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(), out.weight.data_ptr<scalar_t>(),
+        out.log_t.data_ptr<scalar_t>(), out.n_opaque.data_ptr<int32_t>(), stream));
   });
-  return {occupancy, weight, wfeat, log_t, n_opaque};
+  return {out.occupancy, out.probs, out.weight, out.log_t, out.n_opaque};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulate_gaussians_backward_cuda(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
-    const at::Tensor& features, const at::Tensor& valid, const at::Tensor& log_t, const at::Tensor& n_opaque,
-    const at::Tensor& g_occ, const at::Tensor& g_weight, const at::Tensor& g_wfeat, at::ArrayRef<double> origin,
-    at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius_sigma, bool probabilistic) {
+    const at::Tensor& features, const at::Tensor& valid, const at::Tensor& probs, const at::Tensor& weight,
+    const at::Tensor& log_t, const at::Tensor& n_opaque, const at::Tensor& g_occ, const at::Tensor& g_probs,
+    at::ArrayRef<double> origin, at::ArrayRef<double> voxel_size, at::IntArrayRef shape, double radius,
+    int64_t mode, int64_t empty_index, double fill) {
   TORCH_CHECK(means.is_cuda(), "accumulate_gaussians_backward (CUDA) needs CUDA tensors, got ", means.device());
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
-                                radius_sigma);
-  const auto dt = means.scalar_type();
-  const auto dev = means.device();
-  check_tensor(log_t, "log_transmittance", {sz.B, sz.V}, dt, dev);
-  check_tensor(n_opaque, "num_opaque", {sz.B, sz.V}, at::kInt, dev);
-  check_tensor(g_occ, "grad_occupancy", {sz.B, sz.V}, dt, dev);
-  check_tensor(g_weight, "grad_weight", {sz.B, sz.V}, dt, dev);
-  check_tensor(g_wfeat, "grad_weighted_features", {sz.B, sz.V, sz.C}, dt, dev);
-  const c10::cuda::CUDAGuard guard(dev);
+                                radius, mode, empty_index);
+  check_backward_inputs(means, sz, mode, probs, weight, log_t, n_opaque, g_occ, g_probs);
+  const c10::cuda::CUDAGuard guard(means.device());
   auto g_means = at::zeros_like(means);
   auto g_quats = at::zeros_like(quats);
   auto g_scales = at::zeros_like(scales);
   auto g_opacities = at::zeros_like(opacities);
   auto g_features = at::zeros_like(features);
+  auto vgrad = at::empty({sz.B, sz.V, 3}, means.options());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(dt, "accumulate_gaussians_backward_cuda", [&] {
-    const auto in = device_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin,
-                                            voxel_size, shape, radius_sigma, probabilistic);
-    C10_CUDA_CHECK(launch_accumulate_backward<scalar_t>(
-        in, log_t.data_ptr<scalar_t>(), n_opaque.data_ptr<int32_t>(), g_occ.data_ptr<scalar_t>(),
-        g_weight.data_ptr<scalar_t>(), g_wfeat.data_ptr<scalar_t>(), g_means.data_ptr<scalar_t>(),
-        g_quats.data_ptr<scalar_t>(), g_scales.data_ptr<scalar_t>(), g_opacities.data_ptr<scalar_t>(),
-        g_features.data_ptr<scalar_t>(), stream));
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_backward_cuda", [&] {
+    using T = scalar_t;
+    const auto in = device_inputs<T>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size,
+                                     shape, radius, mode, empty_index, fill);
+    const bool prob = mode != kAdditive;
+    C10_CUDA_CHECK(launch_accumulate_backward<T>(
+        in, probs.data_ptr<T>(), prob ? weight.data_ptr<T>() : nullptr, prob ? log_t.data_ptr<T>() : nullptr,
+        prob ? n_opaque.data_ptr<int32_t>() : nullptr, strided<T>(g_occ), strided<T>(g_probs),
+        reinterpret_cast<VoxelGrad<T>*>(vgrad.data_ptr<T>()), g_means.data_ptr<T>(), g_quats.data_ptr<T>(),
+        g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>(), stream));
   });
   return {g_means, g_quats, g_scales, g_opacities, g_features};
 }

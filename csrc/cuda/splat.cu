@@ -1,4 +1,4 @@
-// CUDA kernels of the splatting ops: projection, tile binning (cub scan + radix sort) and a
+// CUDA kernels of the splatting ops: projection, tile binning (two cub radix sorts) and a
 // tile rasterizer (one thread block per tile, one thread per pixel) with explicit backward.
 // The math is csrc/include/gaussocc/splat_math.h, shared with the CPU kernels.
 #include <cub/cub.cuh>
@@ -82,70 +82,70 @@ __device__ bool tile_rect(const T* m2, const int32_t* rad, const TileShape& s, i
 }
 
 template <typename T>
-__global__ void count_tiles_kernel(const T* means2d, const int32_t* radii, TileShape s, int64_t* counts) {
+__global__ void count_tiles_kernel(const T* means2d, const int32_t* radii, TileShape s, int32_t* counts) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= s.images * s.N) return;
   int64_t r[4];
-  counts[i] = tile_rect(means2d + i * 2, radii + i * 2, s, r) ? (r[1] - r[0]) * (r[3] - r[2]) : 0;
+  counts[i] = tile_rect(means2d + i * 2, radii + i * 2, s, r) ? (int32_t)((r[1] - r[0]) * (r[3] - r[2])) : 0;
 }
 
-// The depth as 32 bits whose unsigned order is the order of the depths rounded to float: the
-// sign bit set on positive values, every bit flipped on negative ones (an orthographic camera
-// with a negative near plane keeps Gaussians at negative depths), -0 taken as +0. Rounding to
-// float keeps the order of float64 depths but can tie them; refine_ties_kernel sorts such ties.
-template <typename T>
-__device__ uint32_t depth_bits(T depth) {
-  const float d = (float)depth;
+// The depth as unsigned bits whose order is the order of the depths: the sign bit set on
+// positive values, every bit flipped on negative ones (an orthographic camera with a negative
+// near plane keeps Gaussians at negative depths), -0 taken as +0. 32 bits for float depths,
+// 64 for double ones, so the order is exact.
+__device__ uint32_t depth_bits(float d) {
   const uint32_t b = __float_as_uint(d == 0.f ? 0.f : d);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+__device__ uint64_t depth_bits(double d) {
+  const uint64_t b = (uint64_t)__double_as_longlong(d == 0.0 ? 0.0 : d);
+  return (b & 0x8000000000000000ull) ? ~b : (b | 0x8000000000000000ull);
+}
+
 template <typename T>
-__global__ void emit_kernel(const T* means2d, const int32_t* radii, const T* depths, const int64_t* cum,
-                            TileShape s, int64_t* keys, int32_t* values) {
+__global__ void depth_keys_kernel(const T* depths, int64_t n, void* keys, int32_t* index) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= s.images * s.N) return;
+  if (i >= n) return;
+  if (sizeof(T) == sizeof(float)) {
+    static_cast<uint32_t*>(keys)[i] = depth_bits(depths[i]);
+  } else {
+    static_cast<uint64_t*>(keys)[i] = depth_bits(depths[i]);
+  }
+  index[i] = (int32_t)i;
+}
+
+__global__ void gather_counts_kernel(const int32_t* order, const int32_t* counts, int64_t n, int64_t* out) {
+  const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (j < n) out[j] = counts[order[j]];
+}
+
+// Entry j of the depth order writes its intersections at cum[j - 1] .. cum[j].
+template <typename T>
+__global__ void emit_kernel(const T* means2d, const int32_t* radii, const int32_t* order, const int64_t* cum,
+                            TileShape s, uint32_t* keys, int32_t* values) {
+  const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= s.images * s.N) return;
+  const int64_t i = order[j];
   int64_t r[4];
   if (!tile_rect(means2d + i * 2, radii + i * 2, s, r)) return;
   const int64_t img = i / s.N;
   const int32_t n = (int32_t)(i % s.N);
-  int64_t out = (i == 0 ? 0 : cum[i - 1]);
-  const uint64_t dbits = depth_bits(depths[i]);
+  int64_t out = (j == 0 ? 0 : cum[j - 1]);
   for (int64_t ty = r[2]; ty < r[3]; ++ty) {
     for (int64_t tx = r[0]; tx < r[1]; ++tx) {
-      const uint64_t tile = (uint64_t)(img * s.tiles + ty * s.tiles_x + tx);
-      keys[out] = (int64_t)((tile << 32) | dbits);
+      keys[out] = (uint32_t)(img * s.tiles + ty * s.tiles_x + tx);
       values[out] = n;
       ++out;
     }
   }
 }
 
-// Float64 depths: runs of equal keys (one tile, depths equal after rounding to float) are
-// re-sorted by the float64 depth, by the thread at the start of each run. Insertion sort is
-// stable, so equal float64 depths stay in index order, the CPU kernel's order. Runs are short:
-// equal float32 depths from distinct float64 ones, or equal depths, which insertion sort passes
-// over in one step each.
-template <typename T>
-__global__ void refine_ties_kernel(const int64_t* keys, int64_t n, const T* depths, TileShape s, int32_t* ids) {
-  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n || (i > 0 && keys[i - 1] == keys[i]) || i + 1 == n || keys[i + 1] != keys[i]) return;
-  const int64_t img = (int64_t)((uint64_t)keys[i] >> 32) / s.tiles;
-  const T* d = depths + img * s.N;
-  for (int64_t a = i + 1; a < n && keys[a] == keys[i]; ++a) {
-    const int32_t id = ids[a];
-    const T da = d[id];
-    int64_t b = a;
-    for (; b > i && d[ids[b - 1]] > da; --b) ids[b] = ids[b - 1];
-    ids[b] = id;
-  }
-}
-
-__global__ void tile_ranges_kernel(const int64_t* keys, int64_t n, int64_t total_tiles, int64_t* offsets) {
+__global__ void tile_ranges_kernel(const uint32_t* keys, int64_t n, int64_t total_tiles, int64_t* offsets) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const int64_t tile = (int64_t)((uint64_t)keys[i] >> 32);
-  const int64_t prev = i == 0 ? -1 : (int64_t)((uint64_t)keys[i - 1] >> 32);
+  const int64_t tile = (int64_t)keys[i];
+  const int64_t prev = i == 0 ? -1 : (int64_t)keys[i - 1];
   for (int64_t t = prev + 1; t <= tile; ++t) offsets[t] = i;
   if (i == n - 1)
     for (int64_t t = tile + 1; t <= total_tiles; ++t) offsets[t] = n;
@@ -398,10 +398,47 @@ void project_backward(const T* means, const T* quats, const T* scales, const T* 
 }
 
 template <typename T>
-void count_tiles(const T* means2d, const int32_t* radii, const TileShape& s, int64_t* counts, cudaStream_t stream) {
+void count_tiles(const T* means2d, const int32_t* radii, const TileShape& s, int32_t* counts, cudaStream_t stream) {
   const int64_t n = s.images * s.N;
   if (n == 0) return;
   count_tiles_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(means2d, radii, s, counts);
+}
+
+int depth_key_bytes(size_t depth_bytes) { return depth_bytes == sizeof(float) ? 4 : 8; }
+
+template <typename T>
+void depth_keys(const T* depths, int64_t n, void* keys, int32_t* index, cudaStream_t stream) {
+  if (n == 0) return;
+  depth_keys_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(depths, n, keys, index);
+}
+
+size_t depth_sort_temp_bytes(int64_t n, int key_bytes) {
+  size_t bytes = 0;
+  if (key_bytes == 4) {
+    cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
+                                    (const int32_t*)nullptr, (int32_t*)nullptr, n);
+  } else {
+    cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint64_t*)nullptr, (uint64_t*)nullptr,
+                                    (const int32_t*)nullptr, (int32_t*)nullptr, n);
+  }
+  return bytes;
+}
+
+void sort_by_depth(const void* keys_in, void* keys_out, const int32_t* index_in, int32_t* index_out, int64_t n,
+                   int key_bytes, void* temp, size_t temp_bytes, cudaStream_t stream) {
+  if (n == 0) return;
+  if (key_bytes == 4) {
+    cub::DeviceRadixSort::SortPairs(temp, temp_bytes, static_cast<const uint32_t*>(keys_in),
+                                    static_cast<uint32_t*>(keys_out), index_in, index_out, n, 0, 32, stream);
+  } else {
+    cub::DeviceRadixSort::SortPairs(temp, temp_bytes, static_cast<const uint64_t*>(keys_in),
+                                    static_cast<uint64_t*>(keys_out), index_in, index_out, n, 0, 64, stream);
+  }
+}
+
+void gather_counts(const int32_t* order, const int32_t* counts, int64_t n, int64_t* out, cudaStream_t stream) {
+  if (n == 0) return;
+  gather_counts_kernel<<<blocks_for(n), kThreads1D, 0, stream>>>(order, counts, n, out);
 }
 
 size_t scan_temp_bytes(int64_t n) {
@@ -416,43 +453,35 @@ void inclusive_scan(const int64_t* in, int64_t* out, int64_t n, void* temp, size
 }
 
 template <typename T>
-void emit_intersections(const T* means2d, const int32_t* radii, const T* depths, const int64_t* cum_counts,
-                        const TileShape& s, int64_t* keys, int32_t* values, cudaStream_t stream) {
+void emit_intersections(const T* means2d, const int32_t* radii, const int32_t* order, const int64_t* cum_counts,
+                        const TileShape& s, uint32_t* keys, int32_t* values, cudaStream_t stream) {
   const int64_t n = s.images * s.N;
   if (n == 0) return;
-  emit_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(means2d, radii, depths, cum_counts, s, keys, values);
+  emit_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(means2d, radii, order, cum_counts, s, keys, values);
 }
 
-int sort_end_bit(const TileShape& s) {
-  int bits = 0;
-  while (bits < 31 && (int64_t(1) << bits) < s.images * s.tiles) ++bits;
-  return 32 + bits;
+int tile_sort_end_bit(const TileShape& s) {
+  int bits = 1;
+  while (bits < 32 && (int64_t(1) << bits) < s.images * s.tiles) ++bits;
+  return bits;
 }
 
-size_t sort_temp_bytes(int64_t n, int end_bit) {
+size_t tile_sort_temp_bytes(int64_t n, int end_bit) {
   size_t bytes = 0;
-  cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint64_t*)nullptr, (uint64_t*)nullptr,
+  cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
                                   (const int32_t*)nullptr, (int32_t*)nullptr, n, 0, end_bit);
   return bytes;
 }
 
-void sort_intersections(const int64_t* keys_in, int64_t* keys_out, const int32_t* values_in, int32_t* values_out,
-                        int64_t n, int end_bit, void* temp, size_t temp_bytes, cudaStream_t stream) {
+void sort_by_tile(const uint32_t* keys_in, uint32_t* keys_out, const int32_t* values_in, int32_t* values_out,
+                  int64_t n, int end_bit, void* temp, size_t temp_bytes, cudaStream_t stream) {
   if (n == 0) return;
-  // unsigned keys: the tile id occupies bits 32..end_bit, the depth bits 0..31
-  cub::DeviceRadixSort::SortPairs(temp, temp_bytes, reinterpret_cast<const uint64_t*>(keys_in),
-                                  reinterpret_cast<uint64_t*>(keys_out), values_in, values_out, n, 0, end_bit, stream);
+  // stable: inside a tile the intersections keep their emission order, the depth order
+  cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, values_in, values_out, n, 0, end_bit,
+                                  stream);
 }
 
-template <typename T>
-void refine_depth_ties(const int64_t* sorted_keys, int64_t n, const T* depths, const TileShape& s, int32_t* ids,
-                       cudaStream_t stream) {
-  // float depths are exact in the keys
-  if (n == 0 || sizeof(T) == sizeof(float)) return;
-  refine_ties_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(sorted_keys, n, depths, s, ids);
-}
-
-void tile_ranges(const int64_t* sorted_keys, int64_t n, int64_t total_tiles, int64_t* offsets, cudaStream_t stream) {
+void tile_ranges(const uint32_t* sorted_keys, int64_t n, int64_t total_tiles, int64_t* offsets, cudaStream_t stream) {
   if (n == 0) {
     cudaMemsetAsync(offsets, 0, sizeof(int64_t) * (total_tiles + 1), stream);
     return;
@@ -496,10 +525,10 @@ void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const T* means
   template void project_backward<T>(const T*, const T*, const T*, const T*, const T*, const int32_t*, const T*,   \
                                     const T*, const T*, int64_t, int64_t, int64_t, int, int, T, bool, T*, T*, T*,  \
                                     cudaStream_t);                                                                 \
-  template void count_tiles<T>(const T*, const int32_t*, const TileShape&, int64_t*, cudaStream_t);              \
-  template void emit_intersections<T>(const T*, const int32_t*, const T*, const int64_t*, const TileShape&,       \
-                                      int64_t*, int32_t*, cudaStream_t);                                           \
-  template void refine_depth_ties<T>(const int64_t*, int64_t, const T*, const TileShape&, int32_t*, cudaStream_t); \
+  template void count_tiles<T>(const T*, const int32_t*, const TileShape&, int32_t*, cudaStream_t);              \
+  template void depth_keys<T>(const T*, int64_t, void*, int32_t*, cudaStream_t);                                  \
+  template void emit_intersections<T>(const T*, const int32_t*, const int32_t*, const int64_t*, const TileShape&, \
+                                      uint32_t*, int32_t*, cudaStream_t);                                          \
   template void rasterize_forward<T>(const TileShape&, int64_t, int64_t, const T*, const T*, const T*, const T*,  \
                                      const T*, const int64_t*, const int32_t*, T*, T*, T*, int32_t*,             \
                                      cudaStream_t);                                                                \

@@ -90,33 +90,65 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   auto last_ids = at::empty({sz.B, sz.V, height, width}, opts.dtype(at::kInt));
   auto offsets = at::empty({s.images * s.tiles + 1}, opts.dtype(at::kLong));
   at::Tensor ids;
+  // Binning (splat.h): each scratch buffer is released as soon as the next step no longer needs
+  // it, so the caching allocator can hand its memory to the next one.
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_cuda", [&] {
     const int64_t n = s.images * s.N;
-    auto counts = at::empty({n}, opts.dtype(at::kLong));
-    auto cum = at::empty({n}, opts.dtype(at::kLong));
+    TORCH_CHECK(n < (int64_t(1) << 31), "too many images x Gaussians for one launch: ", n);
+    auto counts = at::empty({n}, opts.dtype(at::kInt));
     cuda::count_tiles<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), s,
-                                counts.data_ptr<int64_t>(), stream);
-    const size_t scan_bytes = cuda::scan_temp_bytes(n);
-    auto scan_tmp = at::empty({(int64_t)scan_bytes + 1}, opts.dtype(at::kByte));
-    cuda::inclusive_scan(counts.data_ptr<int64_t>(), cum.data_ptr<int64_t>(), n, scan_tmp.data_ptr(), scan_bytes,
-                         stream);
+                                counts.data_ptr<int32_t>(), stream);
+    // the entries in depth order
+    const int key_bytes = cuda::depth_key_bytes(sizeof(scalar_t));
+    const auto key_type = key_bytes == 4 ? at::kInt : at::kLong;
+    at::Tensor order = at::empty({n}, opts.dtype(at::kInt));
+    {
+      auto keys_in = at::empty({n}, opts.dtype(key_type));
+      auto keys_out = at::empty({n}, opts.dtype(key_type));
+      auto index = at::empty({n}, opts.dtype(at::kInt));
+      cuda::depth_keys<scalar_t>(depths.data_ptr<scalar_t>(), n, keys_in.data_ptr(), index.data_ptr<int32_t>(),
+                                 stream);
+      const size_t bytes = cuda::depth_sort_temp_bytes(n, key_bytes);
+      auto tmp = at::empty({(int64_t)bytes + 1}, opts.dtype(at::kByte));
+      cuda::sort_by_depth(keys_in.data_ptr(), keys_out.data_ptr(), index.data_ptr<int32_t>(),
+                          order.data_ptr<int32_t>(), n, key_bytes, tmp.data_ptr(), bytes, stream);
+    }
+    // where each entry's intersections end, in that order
+    auto cum = at::empty({n}, opts.dtype(at::kLong));
+    {
+      auto sorted_counts = at::empty({n}, opts.dtype(at::kLong));
+      cuda::gather_counts(order.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), n,
+                          sorted_counts.data_ptr<int64_t>(), stream);
+      counts.reset();
+      const size_t bytes = cuda::scan_temp_bytes(n);
+      auto tmp = at::empty({(int64_t)bytes + 1}, opts.dtype(at::kByte));
+      cuda::inclusive_scan(sorted_counts.data_ptr<int64_t>(), cum.data_ptr<int64_t>(), n, tmp.data_ptr(), bytes,
+                           stream);
+    }
     const int64_t total = n == 0 ? 0 : cum[n - 1].item<int64_t>();
-    auto keys = at::empty({total}, opts.dtype(at::kLong));
+    auto keys = at::empty({total}, opts.dtype(at::kInt));
     auto values = at::empty({total}, opts.dtype(at::kInt));
     cuda::emit_intersections<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(),
-                                       depths.data_ptr<scalar_t>(), cum.data_ptr<int64_t>(), s,
-                                       keys.data_ptr<int64_t>(), values.data_ptr<int32_t>(), stream);
+                                       order.data_ptr<int32_t>(), cum.data_ptr<int64_t>(), s,
+                                       reinterpret_cast<uint32_t*>(keys.data_ptr<int32_t>()),
+                                       values.data_ptr<int32_t>(), stream);
+    order.reset();
+    cum.reset();
     auto keys_sorted = at::empty_like(keys);
     ids = at::empty_like(values);
-    const int end_bit = cuda::sort_end_bit(s);
-    const size_t sort_bytes = cuda::sort_temp_bytes(total, end_bit);
-    auto sort_tmp = at::empty({(int64_t)sort_bytes + 1}, opts.dtype(at::kByte));
-    cuda::sort_intersections(keys.data_ptr<int64_t>(), keys_sorted.data_ptr<int64_t>(), values.data_ptr<int32_t>(),
-                             ids.data_ptr<int32_t>(), total, end_bit, sort_tmp.data_ptr(), sort_bytes, stream);
-    cuda::refine_depth_ties<scalar_t>(keys_sorted.data_ptr<int64_t>(), total, depths.data_ptr<scalar_t>(), s,
-                                      ids.data_ptr<int32_t>(), stream);
-    cuda::tile_ranges(keys_sorted.data_ptr<int64_t>(), total, s.images * s.tiles, offsets.data_ptr<int64_t>(),
-                      stream);
+    {
+      const int end_bit = cuda::tile_sort_end_bit(s);
+      const size_t bytes = cuda::tile_sort_temp_bytes(total, end_bit);
+      auto tmp = at::empty({(int64_t)bytes + 1}, opts.dtype(at::kByte));
+      cuda::sort_by_tile(reinterpret_cast<const uint32_t*>(keys.data_ptr<int32_t>()),
+                         reinterpret_cast<uint32_t*>(keys_sorted.data_ptr<int32_t>()), values.data_ptr<int32_t>(),
+                         ids.data_ptr<int32_t>(), total, end_bit, tmp.data_ptr(), bytes, stream);
+    }
+    keys.reset();
+    values.reset();
+    cuda::tile_ranges(reinterpret_cast<const uint32_t*>(keys_sorted.data_ptr<int32_t>()), total,
+                      s.images * s.tiles, offsets.data_ptr<int64_t>(), stream);
+    keys_sorted.reset();
     cuda::rasterize_forward<scalar_t>(s, sz.V, sz.C, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
                                       depths.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
                                       features.data_ptr<scalar_t>(), offsets.data_ptr<int64_t>(),

@@ -1,5 +1,6 @@
-"""Gaussian-to-occupancy accumulation (GaussianFormer-2 probabilistic superposition, as used by
-GPOcc's sparse Gaussian-to-occupancy; GaussianFormer's additive variant)."""
+"""Gaussian-to-occupancy accumulation: the probabilistic superposition used by GPOcc's sparse
+Gaussian-to-occupancy step (ours), GaussianFormer-2's released op exactly (``localagg_prob``,
+which GPOcc adopts as ``localagg_prob_gf2``), and GaussianFormer's additive variant."""
 
 from __future__ import annotations
 
@@ -13,18 +14,25 @@ from gaussocc_ops._checks import check_finite, compute_dtype
 from gaussocc_ops.reference import accumulate as ref
 from gaussocc_ops.types import Gaussians, VoxelGrid
 
-Mode = Literal["probabilistic", "additive"]
+Mode = Literal["probabilistic", "additive", "gaussianformer2"]
 Backend = Literal["auto", "reference", "cpu", "cuda"]
+QuatConvention = Literal["gaussocc", "gaussianformer2"]
+Uncovered = Literal["gaussianformer2", "gpocc"]
 OP = "accumulate_gaussians"
+
+MODES = {"additive": 0, "probabilistic": 1, "gaussianformer2": 2}
+DEFAULT_RADIUS = {"additive": 3.0, "probabilistic": 3.0, "gaussianformer2": 4.0}
+GF2_MIN_WEIGHT = 1e-9  # GaussianFormer-2: the class mixture is a constant where sum q <= 1e-9
 
 
 class OccupancyOutput(NamedTuple):
     """Dense fields over the grid, in the compute dtype (float32, or float64 for float64 input).
 
-    occupancy: ``[..., X, Y, Z]``; ``1 - prod_i (1 - a_i g_i)`` in ``[0, 1]`` (probabilistic) or
-        the density ``sum_i a_i g_i`` (additive).
+    occupancy: ``[..., X, Y, Z]``; ``1 - prod_i (1 - a_i g_i)`` in ``[0, 1]`` (probabilistic),
+        ``1 - prod_i (1 - g_i)`` (gaussianformer2) or the density ``sum_i a_i g_i`` (additive).
     probs: ``[..., C + 1, X, Y, Z]`` class probabilities with the empty class at ``empty_class``
-        (probabilistic), or ``[..., C, X, Y, Z]`` with ``sum_i a_i g_i c_i`` (additive).
+        (probabilistic, gaussianformer2), or ``[..., C, X, Y, Z]`` with ``sum_i a_i g_i c_i``
+        (additive).
     """
 
     occupancy: torch.Tensor
@@ -36,21 +44,31 @@ def gaussians_to_occupancy(
     grid: VoxelGrid,
     *,
     mode: Mode = "probabilistic",
-    radius_sigma: float = 3.0,
+    radius_sigma: float | None = None,
     empty_class: int = -1,
+    quat_convention: QuatConvention = "gaussocc",
+    uncovered: Uncovered = "gaussianformer2",
     backend: Backend = "auto",
 ) -> OccupancyOutput:
     """Accumulate semantic Gaussians into a voxel grid.
 
-    At every voxel centre ``x``: ``g_i(x) = exp(-1/2 (x - mu_i)^T Sigma_i^{-1} (x - mu_i))`` inside
-    the ellipsoid ``(x - mu_i)^T Sigma_i^{-1} (x - mu_i) <= radius_sigma^2`` (0 outside) and
-    ``w_i(x) = a_i g_i(x)``.
+    At every voxel centre ``x``: ``g_i(x) = exp(-1/2 (x - mu_i)^T Sigma_i^{-1} (x - mu_i))`` on the
+    support of Gaussian ``i`` (0 outside) and ``w_i(x) = a_i g_i(x)``.
 
-    * ``"probabilistic"``: ``o(x) = 1 - prod_i (1 - w_i(x))``; class ``c`` has probability
+    * ``"probabilistic"``: support the ellipsoid ``(x - mu_i)^T Sigma_i^{-1} (x - mu_i) <= k^2``;
+      ``o(x) = 1 - prod_i (1 - w_i(x))``; class ``c`` has probability
       ``o(x) sum_i w_i c_ic / sum_i w_i`` and the empty class ``1 - o(x)`` (where
       ``sum_i w_i = 0`` the ratio ``o / sum_i w_i`` takes its limit 1, so the classes get 0).
-    * ``"additive"``: ``o(x) = sum_i w_i(x)`` and ``probs = sum_i w_i(x) c_i`` (no empty channel;
-      ``empty_class`` is not used).
+    * ``"gaussianformer2"``: GaussianFormer-2's ``localagg_prob`` (GPOcc's
+      ``localagg_prob_gf2``) exactly: support the cube of voxels ``m_j - r .. m_j + r`` around
+      the mean's voxel ``m_j = trunc((mu_ij - origin_j) / voxel_j)``, ``r = ceil(k max_j s_ij /
+      voxel_j)``; ``o(x) = 1 - prod_i (1 - g_i(x))`` (no opacity); semantic weights
+      ``q_i(x) = a_i g_i(x) / ((2 pi)^(3/2) sqrt(det Sigma_i))``; class ``c`` gets
+      ``o(x) sum_i q_i c_ic / sum_i q_i`` and the empty class ``1 - o(x)``; where
+      ``sum_i q_i <= 1e-9`` the class mixture is ``1/C`` (``uncovered="gaussianformer2"``) or
+      ``1/(C+1)`` (``uncovered="gpocc"``). See ``docs/accumulate.md``.
+    * ``"additive"``: support the ellipsoid; ``o(x) = sum_i w_i(x)`` and
+      ``probs = sum_i w_i(x) c_i`` (no empty channel; ``empty_class`` is not used).
 
     Args:
         gaussians: batch shape ``[...]``, ``N`` Gaussians; ``features [..., N, C]`` are class
@@ -58,10 +76,17 @@ def gaussians_to_occupancy(
             ``opacities`` in ``[0, 1]``; scales ``> 0`` for valid Gaussians. Invalid (padding)
             Gaussians contribute nothing.
         grid: the voxel grid (any origin, shape and anisotropic voxel size).
-        mode: ``"probabilistic"`` or ``"additive"``.
-        radius_sigma: support radius ``k`` in standard deviations (Mahalanobis distance).
+        mode: ``"probabilistic"`` (default), ``"gaussianformer2"`` or ``"additive"``.
+        radius_sigma: the support's ``k``: the ellipsoid radius in standard deviations
+            (probabilistic, additive; default 3), or GaussianFormer-2's ``scale_multiplier`` of
+            the cube (gaussianformer2; default 4, their nuScenes config; GPOcc uses 3).
         empty_class: index of the empty class in the ``C + 1`` output channels; negative values
-            count from the end (default ``-1``: last).
+            count from the end (default ``-1``: last, GaussianFormer-2's layout).
+        quat_convention: ``"gaussocc"`` (default): ``Sigma = R(q) S^2 R(q)^T``;
+            ``"gaussianformer2"``: GaussianFormer-2's and GPOcc's ``Sigma = R(q)^T S^2 R(q)``
+            (the same as passing the conjugate ``(w, -x, -y, -z)``). Any mode.
+        uncovered: gaussianformer2 only: the class mixture where ``sum_i q_i <= 1e-9``:
+            ``"gaussianformer2"`` (``1/C`` per class) or ``"gpocc"`` (``1/(C+1)``).
         backend: ``"reference"`` (pure PyTorch), ``"cpu"``, ``"cuda"`` (our kernels) or
             ``"auto"`` (the kernel of the input's device, the reference without the extension).
 
@@ -81,12 +106,22 @@ def gaussians_to_occupancy(
         raise TypeError(f"gaussians must be gaussocc_ops.Gaussians, got {type(gaussians).__name__}")
     if not isinstance(grid, VoxelGrid):
         raise TypeError(f"grid must be gaussocc_ops.VoxelGrid, got {type(grid).__name__}")
-    if mode not in ("probabilistic", "additive"):
-        raise ValueError(f"mode must be 'probabilistic' or 'additive', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(
+            f"mode must be 'probabilistic', 'gaussianformer2' or 'additive', got {mode!r}"
+        )
+    if radius_sigma is None:
+        radius_sigma = DEFAULT_RADIUS[mode]
     if isinstance(radius_sigma, bool) or not isinstance(radius_sigma, (int, float)):
         raise TypeError(f"radius_sigma must be a float, got {type(radius_sigma).__name__}")
     if not (radius_sigma > 0 and math.isfinite(radius_sigma)):
         raise ValueError(f"radius_sigma must be positive and finite, got {radius_sigma}")
+    if quat_convention not in ("gaussocc", "gaussianformer2"):
+        raise ValueError(
+            f"quat_convention must be 'gaussocc' or 'gaussianformer2', got {quat_convention!r}"
+        )
+    if uncovered not in ("gaussianformer2", "gpocc"):
+        raise ValueError(f"uncovered must be 'gaussianformer2' or 'gpocc', got {uncovered!r}")
     C = gaussians.num_channels
     if isinstance(empty_class, bool) or not isinstance(empty_class, int):
         raise TypeError(f"empty_class must be an int, got {type(empty_class).__name__}")
@@ -105,55 +140,68 @@ def gaussians_to_occupancy(
     def flat(t, tail):
         return t.to(dtype).reshape(B, *tail).contiguous()
 
+    quats = gaussians.quats
+    if quat_convention == "gaussianformer2":
+        quats = quats * quats.new_tensor([1.0, -1.0, -1.0, -1.0])
     valid = gaussians.valid
     if valid is None:
         valid = torch.ones(B, N, dtype=torch.bool, device=gaussians.device)
     args = (
         flat(gaussians.means, (N, 3)),
-        flat(gaussians.quats, (N, 4)),
+        flat(quats, (N, 4)),
         flat(gaussians.scales, (N, 3)),
         flat(gaussians.opacities, (N,)),
         flat(gaussians.features, (N, C)),
         valid.reshape(B, N).contiguous(),
     )
-    probabilistic = mode == "probabilistic"
+    empty_index = empty_class % (C + 1)
+    fill = 1.0 / (C if uncovered == "gaussianformer2" else C + 1) if C else 0.0
     if backend == "reference":
         occupancy, weight, weighted = ref.accumulate_gaussians(
-            *args, grid, radius_sigma, probabilistic
+            *args, grid, float(radius_sigma), mode
         )
+        if mode == "additive":
+            occupancy, probs = weight, weighted
+        else:
+            probs = _class_probabilities(occupancy, weight, weighted, empty_index, mode, fill)
     else:
-        occupancy, weight, weighted = torch.ops.gaussocc.accumulate_gaussians(
+        occupancy, probs = torch.ops.gaussocc.accumulate_gaussians(
             *args,
             list(grid.origin),
             list(grid.voxel_size),
             list(grid.shape),
             float(radius_sigma),
-            probabilistic,
-        )[:3]
-
-    if probabilistic:
-        occupancy, probs = _class_probabilities(occupancy, weight, weighted, empty_class % (C + 1))
-    else:
-        occupancy, probs = weight, weighted
+            MODES[mode],
+            empty_index,
+            fill,
+        )[:2]
     return OccupancyOutput(
         occupancy.reshape(*batch, *grid.shape),
         probs.reshape(*batch, *grid.shape, probs.shape[-1]).movedim(-1, -4),
     )
 
 
-def _class_probabilities(occupancy, weight, weighted, empty_index):
-    """``[B, V]`` occupancy and sums -> occupancy and ``[B, V, C + 1]`` probabilities."""
-    tiny = torch.finfo(weight.dtype).tiny ** 0.5
-    covered = weight > tiny
-    ratio = torch.where(
-        covered,
-        occupancy / torch.where(covered, weight, torch.ones_like(weight)),
-        torch.ones_like(weight),
-    )
-    classes = weighted * ratio.unsqueeze(-1)
+def _class_probabilities(occupancy, weight, weighted, empty_index, mode, fill):
+    """Reference path: ``[B, V]`` occupancy and sums -> ``[B, V, C + 1]`` probabilities (the
+    kernels do this step in place, ``accumulate_math.h: finish_voxel``)."""
+    if mode == "gaussianformer2":
+        covered = weight > GF2_MIN_WEIGHT
+        safe = torch.where(covered, weight, torch.ones_like(weight))
+        mixture = torch.where(
+            covered.unsqueeze(-1), weighted / safe.unsqueeze(-1), torch.full_like(weighted, fill)
+        )
+        classes = mixture * occupancy.unsqueeze(-1)
+    else:
+        tiny = torch.finfo(weight.dtype).tiny ** 0.5
+        covered = weight > tiny
+        ratio = torch.where(
+            covered,
+            occupancy / torch.where(covered, weight, torch.ones_like(weight)),
+            torch.ones_like(weight),
+        )
+        classes = weighted * ratio.unsqueeze(-1)
     empty = (1 - occupancy).unsqueeze(-1)
-    probs = torch.cat([classes[..., :empty_index], empty, classes[..., empty_index:]], dim=-1)
-    return occupancy, probs
+    return torch.cat([classes[..., :empty_index], empty, classes[..., empty_index:]], dim=-1)
 
 
 def _check_values(gaussians: Gaussians) -> None:
@@ -202,82 +250,40 @@ def _register_autograd() -> None:
     lib = "gaussocc::"
 
     @torch.library.register_fake(lib + OP)
-    def _(
-        means,
-        quats,
-        scales,
-        opacities,
-        features,
-        valid,
-        origin,
-        voxel_size,
-        shape,
-        radius_sigma,
-        probabilistic,
-    ):
+    def _(means, quats, scales, opacities, features, valid, origin, voxel_size, shape, *cfg):
+        mode = cfg[1]
         B, N, C = features.shape
         V = shape[0] * shape[1] * shape[2]
+        Vs = 0 if mode == MODES["additive"] else V
         return (
             means.new_empty(B, V),
-            means.new_empty(B, V),
-            means.new_empty(B, V, C),
-            means.new_empty(B, V),
-            means.new_empty(B, V, dtype=torch.int32),
+            means.new_empty(B, V, C if mode == MODES["additive"] else C + 1),
+            means.new_empty(B, Vs),
+            means.new_empty(B, Vs),
+            means.new_empty(B, Vs, dtype=torch.int32),
         )
 
     def setup(ctx, inputs, output):
-        means, quats, scales, opacities, features, valid, origin, voxel_size, shape, k, prob = (
-            inputs
-        )
-        ctx.save_for_backward(
-            means, quats, scales, opacities, features, valid, output[3], output[4]
-        )
-        ctx.cfg = (origin, voxel_size, shape, k, prob)
-        ctx.mark_non_differentiable(output[3], output[4])
+        ctx.save_for_backward(*inputs[:6], *output[1:])
+        ctx.cfg = inputs[6:]
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)  # no zero-filled gradients of the saved state
 
-    def backward(ctx, g_occ, g_weight, g_weighted, *_):
-        means, quats, scales, opacities, features, valid, log_t, n_opaque = ctx.saved_tensors
-
-        def grad(g, like):
-            return torch.zeros_like(like) if g is None else g.contiguous()
-
-        grads = torch.ops.gaussocc.accumulate_gaussians_backward(
-            means,
-            quats,
-            scales,
-            opacities,
-            features,
-            valid,
-            log_t,
-            n_opaque,
-            grad(g_occ, log_t),
-            grad(g_weight, log_t),
-            grad(g_weighted, log_t.unsqueeze(-1).expand(*log_t.shape, features.shape[-1])),
-            *ctx.cfg,
-        )
-        return (*grads, None, None, None, None, None, None)
+    def backward(ctx, g_occ, g_probs, *_):
+        saved = ctx.saved_tensors
+        probs = saved[6]
+        B, V, _C = probs.shape
+        if g_occ is None:
+            g_occ = probs.new_zeros(B, V)
+        if g_probs is None:  # read through its strides: a zero stride costs no memory
+            g_probs = probs.new_zeros(()).expand(probs.shape)
+        grads = torch.ops.gaussocc.accumulate_gaussians_backward(*saved, g_occ, g_probs, *ctx.cfg)
+        return (*grads, None, None, None, None, None, None, None, None)
 
     torch.library.register_autograd(lib + OP, backward, setup_context=setup)
 
     @torch.library.register_fake(lib + OP + "_backward")
-    def _(
-        means,
-        quats,
-        scales,
-        opacities,
-        features,
-        valid,
-        log_t,
-        n_opaque,
-        g_occ,
-        g_weight,
-        g_weighted,
-        origin,
-        voxel_size,
-        shape,
-        radius_sigma,
-        probabilistic,
-    ):
+    def _(means, quats, scales, opacities, features, valid, *rest):
         return (
             torch.empty_like(means),
             torch.empty_like(quats),
