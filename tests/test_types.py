@@ -83,7 +83,7 @@ def test_cameras_validation():
 def test_camera_centers_invert_viewmats():
     eye = torch.tensor([[1.0, 2.0, 3.0], [-4.0, 0.5, 2.0]])
     vm = go.cameras.look_at(eye, torch.zeros(2, 3))
-    K = go.cameras.pinhole_intrinsics(32, 24, 60.0).expand(2, 3, 3)
+    K = go.cameras.pinhole_intrinsics(60.0, height=24, width=32).expand(2, 3, 3)
     cams = go.Cameras(vm, K, width=32, height=24)
     torch.testing.assert_close(cams.centers(), eye, atol=1e-6, rtol=0)
 

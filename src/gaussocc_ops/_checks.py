@@ -139,9 +139,15 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     )
 
 
-def check_int(name: str, value, minimum: int | None = None) -> int:
-    """``value`` is an int (not a bool) ``>= minimum``."""
+def check_int(
+    name: str, value, minimum: int | None = None, *, type_error: bool = True
+) -> int:
+    """``value`` is an int (not a bool) ``>= minimum``. A value of another type is a TypeError,
+    or (``type_error=False``, for the functions that have always said so) a ValueError."""
     if isinstance(value, bool) or not isinstance(value, int):
+        if not type_error:
+            bound = "" if minimum is None else f" >= {minimum}"
+            raise ValueError(f"{name} must be an int{bound}, got {value!r}")
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")

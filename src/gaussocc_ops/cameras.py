@@ -5,6 +5,7 @@ intrinsics, the BEV camera and resizing. GaussRender's virtual camera strategies
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -44,10 +45,10 @@ def look_at(
 
 
 def pinhole_intrinsics(
-    fov_x_deg: float,
-    *,
-    height: int,
-    width: int,
+    *args: float,
+    fov_x_deg: float | None = None,
+    height: int | None = None,
+    width: int | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -55,11 +56,33 @@ def pinhole_intrinsics(
     field of view ``fov_x_deg`` (degrees, in ``(0, 180)``), square pixels and the principal point
     at the image centre.
 
+    Called as ``pinhole_intrinsics(fov_x_deg, *, height, width)``. The former form
+    ``pinhole_intrinsics(width, height, fov_x_deg)`` (width first; ``fov_x_deg`` positional or
+    keyword) still works and gives a ``DeprecationWarning``.
+
     Example:
         >>> K = pinhole_intrinsics(90.0, height=480, width=640)
         >>> K[0].tolist()  # f = 320 for a 90 degree field of view
         [320.0, 0.0, 320.0]
     """
+    if len(args) + (fov_x_deg is not None) == 3 and height is None and width is None:
+        warnings.warn(
+            "pinhole_intrinsics(width, height, fov_x_deg) is deprecated; use "
+            "pinhole_intrinsics(fov_x_deg, height=height, width=width)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        width, height = args[0], args[1]
+        fov_x_deg = args[2] if len(args) == 3 else fov_x_deg
+    elif len(args) + (fov_x_deg is not None) == 1:
+        fov_x_deg = args[0] if args else fov_x_deg
+    else:
+        raise TypeError(
+            "pinhole_intrinsics takes fov_x_deg and the keyword-only height= and width= (or the "
+            f"deprecated (width, height, fov_x_deg)), got {len(args)} positional arguments"
+        )
+    if height is None or width is None:
+        raise TypeError("pinhole_intrinsics needs the keyword arguments height= and width=")
     H, W = check_image_size("(height, width)", (height, width))
     fov = check_number("fov_x_deg", fov_x_deg, minimum=0.0, strict=True)
     if not fov < 180:

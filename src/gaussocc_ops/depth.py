@@ -83,7 +83,7 @@ class GaussianDepthGate(nn.Module):
     Example:
         >>> gate = GaussianDepthGate()
         >>> gate
-        GaussianDepthGate(alpha=1.0, sigma=0.5)
+        GaussianDepthGate(alpha=1, sigma=0.5)
         >>> gate(torch.tensor([3.0]), torch.tensor([3.0]))
         tensor([1.], grad_fn=<MulBackward0>)
     """
@@ -176,7 +176,8 @@ class InverseDepthAlignment(nn.Module):
     Example:
         >>> align = InverseDepthAlignment(16)
         >>> align
-        InverseDepthAlignment(in_channels=16, kernel_size=3, eps=1e-08, min_depth=0.1, max_depth=80.0
+        InverseDepthAlignment(
+          in_channels=16, kernel_size=3, eps=1e-08, min_depth=0.1, max_depth=80.0
           (head): Conv2d(16, 1, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
         )
         >>> out = align(torch.randn(2, 16, 24, 80), torch.full((2, 1, 96, 320), 10.0))

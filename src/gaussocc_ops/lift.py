@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -139,7 +140,8 @@ def project_queries(
     """The stage before the op: pixels ``[B, Q, 2]`` ``(x, y)``, camera-frame depths ``[B, Q]``
     and validity ``[B, Q]`` of world points ``queries [B, Q, 3]`` seen by ``Ks [B, 3, 3]``
     (feature-map pixels) and ``viewmats [B, 4, 4]`` (valid: ``z > near`` and the pixel inside
-    ``[0, width] x [0, height]``). Its oracle is :func:`gaussocc_ops.reference.lift.project_queries`.
+    ``[0, width] x [0, height]``). Its oracle is
+    :func:`gaussocc_ops.reference.lift.project_queries`.
     """
     cam = torch.einsum("bij,bqj->bqi", viewmats[:, :3, :3], queries) + viewmats[:, None, :3, 3]
     x, y, z = cam.unbind(-1)
@@ -154,6 +156,8 @@ def project_queries(
 def _feature_map_camera(cameras, batch, H, W, device) -> tuple[torch.Tensor, torch.Tensor]:
     """``Ks [..., 3, 3]`` (rescaled to the ``H x W`` map) and ``viewmats [..., 4, 4]`` of a
     single-view pinhole camera whose batch shape broadcasts to ``batch``."""
+    if isinstance(cameras, tuple) and len(cameras) == 2:
+        return _legacy_camera_tuple(cameras, batch, device)
     if not isinstance(cameras, Cameras):
         raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
     if cameras.model != "pinhole":
@@ -166,6 +170,27 @@ def _feature_map_camera(cameras, batch, H, W, device) -> tuple[torch.Tensor, tor
     if cameras.image_size != (H, W):
         cameras = resized(cameras, H, W)
     return cameras.Ks[..., 0, :, :], cameras.viewmats[..., 0, :, :]
+
+
+def _legacy_camera_tuple(cameras, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deprecated camera form ``(Ks [..., 3, 3], viewmats [..., 4, 4])``, ``Ks`` already in
+    feature-map pixels."""
+    warnings.warn(
+        "cameras=(Ks, viewmats) is deprecated; pass one-view Cameras(viewmats[..., None, :, :], "
+        "Ks[..., None, :, :], height=H_img, width=W_img) (rescaled to the feature map)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    Ks, viewmats = cameras
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_tensor("viewmats", viewmats, min_dim=2, last=(4, 4))
+    check_float("Ks", Ks)
+    check_float("viewmats", viewmats)
+    for name, t in (("Ks", Ks), ("viewmats", viewmats)):
+        if t.device != device:
+            raise ValueError(f"camera {name} is on {t.device} but features is on {device}")
+        _dispatch.broadcast_batch(f"camera {name}", t.shape[:-2], batch, "features'")
+    return Ks, viewmats
 
 
 class SoftGatingLifter(nn.Module):
@@ -191,10 +216,11 @@ class SoftGatingLifter(nn.Module):
     Example:
         >>> lifter = SoftGatingLifter(embed_dim=32, num_points=8)
         >>> lifter
-        SoftGatingLifter(embed_dim=32, num_points=8, init_radius=2.0, near=0.001, backend='auto'
+        SoftGatingLifter(
+          embed_dim=32, num_points=8, init_radius=2.0, near=0.001, backend='auto'
           (offset_head): Linear(in_features=32, out_features=16, bias=True)
           (attn_head): Linear(in_features=32, out_features=8, bias=True)
-          (gate): GaussianDepthGate(alpha=1.0, sigma=0.5)
+          (gate): GaussianDepthGate(alpha=1, sigma=0.5)
         )
         >>> K = torch.tensor([[[20.0, 0, 20], [0, 20.0, 15], [0, 0, 1]]])
         >>> cams = Cameras(torch.eye(4)[None, None], K[:, None], height=30, width=40)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -105,7 +106,9 @@ def patch_pixels(
     return PatchPixels(rows, cols, rows * W + cols, uv)
 
 
-def patch_rays(uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False) -> torch.Tensor:
+def patch_rays(
+    uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False
+) -> torch.Tensor:
     """Camera-frame ray directions ``d = K^-1 (u, v, 1)`` through pixel positions.
 
     ``d`` has ``z = 1``, so the point at depth ``z`` is ``z d`` and the distance along the ray is
@@ -129,25 +132,30 @@ def patch_rays(uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False) -
     """
     check_tensor("uv", uv, min_dim=1, last=(2,))
     check_float("uv", uv)
-    if not isinstance(cameras, Cameras):
-        raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
-    if cameras.model != "pinhole" or cameras.num_views != 1:
-        raise ValueError(
-            f"cameras must be pinhole with one view, got model={cameras.model!r} and "
-            f"{cameras.num_views} views"
-        )
-    if cameras.device != uv.device:
-        raise ValueError(f"cameras are on {cameras.device} but uv is on {uv.device}")
-    batch = cameras.batch_shape
+    if isinstance(cameras, torch.Tensor):
+        Ks, batch = _legacy_intrinsics(cameras, uv), cameras.shape[:-2]
+    else:
+        if not isinstance(cameras, Cameras):
+            raise TypeError(
+                f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}"
+            )
+        if cameras.model != "pinhole" or cameras.num_views != 1:
+            raise ValueError(
+                f"cameras must be pinhole with one view, got model={cameras.model!r} and "
+                f"{cameras.num_views} views"
+            )
+        if cameras.device != uv.device:
+            raise ValueError(f"cameras are on {cameras.device} but uv is on {uv.device}")
+        Ks, batch = cameras.Ks, cameras.batch_shape
     if uv.dim() - 1 < len(batch) or uv.shape[: len(batch)] != batch:
         raise ValueError(
             f"the cameras' batch shape {tuple(batch)} must be the leading dims of uv, "
             f"got {describe(uv)}"
         )
-    dtype = compute_dtype(uv, cameras.Ks)
+    dtype = compute_dtype(uv, Ks)
     per_image = uv.shape[len(batch) : -1].numel()
     flat = uv.to(dtype).reshape(batch.numel(), per_image, 2)
-    K = cameras.Ks.to(dtype).reshape(-1, 1, 3, 3)
+    K = Ks.to(dtype).reshape(-1, 1, 3, 3)
     fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
     fy, cy = K[..., 1, 1], K[..., 1, 2]
     y = (flat[..., 1] - cy) / fy
@@ -156,3 +164,23 @@ def patch_rays(uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False) -
     if normalize:
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     return dirs.reshape(*uv.shape[:-1], 3)
+
+
+def _legacy_intrinsics(Ks: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """The deprecated ``patch_rays(uv, Ks)``: ``Ks [*batch, 3, 3]``, validated."""
+    warnings.warn(
+        "patch_rays(uv, Ks) is deprecated; use patch_rays(uv, cameras) with one-view Cameras",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_float("Ks", Ks)
+    if Ks.device != uv.device:
+        raise ValueError(f"Ks is on {Ks.device} but uv is on {uv.device}")
+    if value_checks_enabled() and Ks.numel():
+        if bool((Ks[..., 0, 0] * Ks[..., 1, 1] == 0).any()):
+            raise ValueError("Ks must be invertible: fx and fy must be non-zero")
+        expected = torch.tensor([0.0, 0.0, 1.0], dtype=Ks.dtype, device=Ks.device)
+        if not (bool((Ks[..., 1, 0] == 0).all()) and bool((Ks[..., 2, :] == expected).all())):
+            raise ValueError("Ks must be upper-triangular intrinsics with last row [0, 0, 1]")
+    return Ks

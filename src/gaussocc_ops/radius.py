@@ -78,7 +78,7 @@ def radius_neighbors(
     check_finite("queries", queries)
     check_finite("points", points)
     radius = check_number("radius", radius, minimum=0.0)
-    check_int("max_neighbors", max_neighbors, 0)
+    check_int("max_neighbors", max_neighbors, 0, type_error=False)
     if cell_size is not None:
         cell_size = check_number("cell_size", cell_size, minimum=0.0, strict=True)
     try:

@@ -3,12 +3,14 @@ ray-constrained refinement of 3D points (SGR-OCC Eq. 3)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from gaussocc_ops._checks import (
+    check_finite,
     check_float,
     check_image_size,
     check_int,
@@ -36,10 +38,11 @@ def _broadcast_to(name: str, t: torch.Tensor, shape: torch.Size, what: str) -> t
 
 def ray_directions(
     cameras: Cameras,
-    *,
+    *legacy: int,
     size: tuple[int, int] | None = None,
     normalize: bool = True,
     pixel_center: float = 0.5,
+    image_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Camera-frame ray directions through every pixel of pinhole cameras.
 
@@ -69,12 +72,22 @@ def ray_directions(
         >>> ray_directions(cams, size=(12, 16)).shape  # a 1/4-resolution feature map
         torch.Size([1, 12, 16, 3])
     """
-    if not isinstance(cameras, Cameras):
-        raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
-    if cameras.model != "pinhole":
-        raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
-    H, W = cameras.image_size if size is None else check_image_size("size", size)
-    Ks = resized(cameras, H, W).Ks if (H, W) != cameras.image_size else cameras.Ks
+    if isinstance(cameras, torch.Tensor):
+        Ks, H, W = _legacy_ray_grid(cameras, legacy, size, image_size)
+    else:
+        if legacy or image_size is not None:
+            raise TypeError(
+                "ray_directions takes cameras and keyword-only size=, normalize=, pixel_center= "
+                "(height, width and image_size belong to the deprecated Ks form)"
+            )
+        if not isinstance(cameras, Cameras):
+            raise TypeError(
+                f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}"
+            )
+        if cameras.model != "pinhole":
+            raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
+        H, W = cameras.image_size if size is None else check_image_size("size", size)
+        Ks = resized(cameras, H, W).Ks if (H, W) != cameras.image_size else cameras.Ks
     Ks = Ks.to(compute_dtype(Ks))
     u = torch.arange(W, dtype=Ks.dtype, device=Ks.device) + pixel_center
     v = torch.arange(H, dtype=Ks.dtype, device=Ks.device) + pixel_center
@@ -87,6 +100,35 @@ def ray_directions(
     return F.normalize(dirs, dim=-1) if normalize else dirs
 
 
+def _legacy_ray_grid(
+    Ks: torch.Tensor, legacy: tuple, size: tuple[int, int] | None, image_size
+) -> tuple[torch.Tensor, int, int]:
+    """The deprecated ``ray_directions(Ks, height, width, *, image_size=None)``: ``Ks`` (scaled
+    to the grid when ``image_size`` is given), ``H`` and ``W``."""
+    if len(legacy) != 2 or size is not None:
+        raise TypeError(
+            "ray_directions(Ks, height, width) is the deprecated form; use "
+            "ray_directions(cameras, size=(H, W))"
+        )
+    warnings.warn(
+        "ray_directions(Ks, height, width, image_size=...) is deprecated; use "
+        "ray_directions(Cameras(viewmats, Ks, height=H_img, width=W_img), size=(height, width))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_float("Ks", Ks)
+    H = check_int("height", legacy[0], 1, type_error=False)
+    W = check_int("width", legacy[1], 1, type_error=False)
+    if image_size is not None:
+        img_h, img_w = check_image_size("image_size", tuple(int(v) for v in image_size))
+        Ks = Ks * Ks.new_tensor([W / img_w, H / img_h, 1.0])[:, None]
+    if value_checks_enabled() and Ks.numel():
+        if bool((Ks[..., 0, 0] == 0).any() | (Ks[..., 1, 1] == 0).any()):
+            raise ValueError("Ks must have non-zero fx and fy")
+    return Ks, H, W
+
+
 def ray_volumetric_sample(
     distance: torch.Tensor,
     directions: torch.Tensor,
@@ -95,6 +137,7 @@ def ray_volumetric_sample(
     *,
     depth_type: DepthType = "distance",
     cameras: Cameras | None = None,
+    cam2world: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ray-based volumetric sampling (GPOcc): points from the visible surface into the object.
 
@@ -115,6 +158,8 @@ def ray_volumetric_sample(
             broadcasting with the leading dims of ``distance`` (e.g. those of
             :func:`ray_directions`); the points are then returned in the world frame (through
             ``cameras.cam2world()``), else in the camera frame.
+        cam2world: deprecated (``DeprecationWarning``): ``[..., 4, 4]`` camera-to-world
+            transforms used in place of ``cameras.cam2world()``; pass ``cameras`` instead.
 
     Returns:
         ``[..., H, W, K, 3]`` points; float32 (float64 if an input is). Differentiable in distance,
@@ -132,7 +177,7 @@ def ray_volumetric_sample(
     check_tensor("directions", directions, min_dim=3, last=(3,))
     check_float("distance", distance)
     check_float("directions", directions)
-    num_samples = check_int("num_samples", num_samples, 1)
+    num_samples = check_int("num_samples", num_samples, 1, type_error=False)
     if depth_type not in ("distance", "z"):
         raise ValueError(f"depth_type must be 'distance' or 'z', got {depth_type!r}")
     device = distance.device
@@ -152,6 +197,22 @@ def ray_volumetric_sample(
         if cameras.device != device:
             raise ValueError(f"cameras are on {cameras.device} but distance is on {device}")
         tensors.append(cameras.viewmats)
+    if cam2world is not None:
+        if cameras is not None:
+            raise TypeError("pass cameras or the deprecated cam2world, not both")
+        warnings.warn(
+            "ray_volumetric_sample(..., cam2world=T) is deprecated; pass "
+            "cameras=Cameras.from_cam2world(T, Ks, height=H, width=W)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        check_tensor("cam2world", cam2world, min_dim=2, last=(4, 4))
+        check_float("cam2world", cam2world)
+        if cam2world.device != device:
+            raise ValueError(f"cam2world is on {cam2world.device} but distance is on {device}")
+        if value_checks_enabled():
+            check_finite("cam2world", cam2world)
+        tensors.append(cam2world)
     dtype = compute_dtype(*tensors)
 
     try:
@@ -174,15 +235,19 @@ def ray_volumetric_sample(
     steps = torch.linspace(0.0, 1.0, num_samples, dtype=dtype, device=device)
     along = t[..., None] + steps * ext[..., None]  # [..., H, W, K]
     points = along[..., None] * rays[..., None, :]
-    if cameras is None:
+    if cameras is None and cam2world is None:
         return points
-    cam2world = cameras.cam2world()
+    if cameras is not None:
+        cam2world = cameras.cam2world()
     batch = points.shape[:-4]
     try:
         torch.broadcast_shapes(cam2world.shape[:-2], batch)
     except RuntimeError:
+        what = (
+            "the cameras' batch shape and views" if cameras is not None else "cam2world batch shape"
+        )
         raise ValueError(
-            f"the cameras' batch shape and views {tuple(cam2world.shape[:-2])} must broadcast "
+            f"{what} {tuple(cam2world.shape[:-2])} must broadcast "
             f"with the points' batch shape {tuple(batch)}"
         ) from None
     T = cam2world.to(dtype)[..., None, None, None, :, :]

@@ -19,6 +19,7 @@ from gaussocc_ops._checks import (
     value_checks_enabled,
 )
 from gaussocc_ops._dispatch import Backend
+
 TRIES_PER_PATCH = 32
 MIN_CHUNK = 64
 
