@@ -184,3 +184,27 @@ def test_bev_camera_maps_grid_corners_to_image_corners():
     torch.testing.assert_close(uv, torch.tensor([128.0, 64.0]))
     assert depth_bottom - depth == pytest.approx(2.0)  # depth grows downwards
     assert not math.isnan(float(depth))
+
+
+def test_value_checks_switch_skips_only_value_checks():
+    """With the value checks off, values that would need a read-back (NaN means, zero focal
+    length) pass construction; structure checks (shapes) still raise; the switch is restored."""
+    nan_means = torch.tensor([[float("nan"), 0.0, 1.0]])
+    bad_K = torch.tensor([[[0.0, 0, 8], [0, 10.0, 6], [0, 0, 1]]])
+    assert go._checks.value_checks_enabled()
+    with pytest.raises(ValueError, match="NaN"):
+        go.Gaussians.isotropic(nan_means, 0.1, torch.ones(1), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="fx and fy"):
+        go.Cameras(torch.eye(4)[None], bad_K, height=12, width=16)
+    with go.value_checks(False):
+        g = go.Gaussians.isotropic(nan_means, 0.1, torch.ones(1), torch.ones(1, 2))
+        assert torch.isnan(g.means).any()
+        go.Cameras(torch.eye(4)[None], bad_K, height=12, width=16)
+        with pytest.raises(ValueError):
+            go.Cameras(torch.eye(4)[None], bad_K[..., :2], height=12, width=16)
+    assert go._checks.value_checks_enabled()
+    go.set_value_checks(False)
+    try:
+        assert not go._checks.value_checks_enabled()
+    finally:
+        go.set_value_checks(True)
