@@ -208,3 +208,19 @@ def test_value_checks_switch_skips_only_value_checks():
         assert not go._checks.value_checks_enabled()
     finally:
         go.set_value_checks(True)
+
+
+def test_pinhole_intrinsics_forms():
+    """f = W / (2 tan(fov / 2)), principal point at the centre; the deprecated width-first form
+    gives the same matrix with a warning."""
+    K = go.cameras.pinhole_intrinsics(60.0, height=24, width=32)
+    f = 16 / math.tan(math.radians(30))
+    torch.testing.assert_close(K, torch.tensor([[f, 0, 16], [0, f, 12], [0, 0, 1.0]]))
+    for legacy in [(32, 24, 60.0), (32, 24)]:
+        kwargs = {} if len(legacy) == 3 else {"fov_x_deg": 60.0}
+        with pytest.warns(DeprecationWarning, match="pinhole_intrinsics"):
+            torch.testing.assert_close(go.cameras.pinhole_intrinsics(*legacy, **kwargs), K)
+    with pytest.raises(TypeError, match="height= and width="):
+        go.cameras.pinhole_intrinsics(60.0)
+    with pytest.raises(ValueError, match="fov_x_deg"):
+        go.cameras.pinhole_intrinsics(180.0, height=24, width=32)
