@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "cuda/raycast.h"
+#include "gaussocc/raycast_math.h"
 #include "ops/raycast.h"
 
 namespace gaussocc {
