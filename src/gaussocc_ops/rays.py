@@ -59,6 +59,9 @@ def ray_directions(
             ``cameras.image_size``).
         normalize: unit-length rays (default) or rays with ``z = 1``.
         pixel_center: where in a pixel the ray passes (0.5: the centre).
+        legacy, image_size: the deprecated form ``ray_directions(Ks [..., 3, 3], height, width,
+            image_size=(H_img, W_img))`` (``DeprecationWarning``): rays of ``Ks`` (rescaled from
+            the image to the grid when ``image_size`` is given), shape ``[..., height, width, 3]``.
 
     Returns:
         ``[..., V, H, W, 3]``, float32 (float64 for float64 cameras). Differentiable in
