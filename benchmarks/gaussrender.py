@@ -65,7 +65,7 @@ def camera(grid: go.VoxelGrid, height: int, width: int) -> go.Cameras:
     (x0, y0, z0), (x1, y1, _) = grid.origin, grid.upper
     eye = torch.tensor([[(x0 + x1) / 2, (y0 + y1) / 2, z0 + 1.5]])
     target = eye + torch.tensor([[10.0, 0.0, -1.0]])
-    K = camlib.pinhole_intrinsics(width, height, 70.0)[None]
+    K = camlib.pinhole_intrinsics(70.0, height=height, width=width)[None]
     return go.Cameras(camlib.look_at(eye, target), K, width=width, height=height)
 
 

@@ -38,7 +38,7 @@ def two_cameras(size, device):
     H, W = size
     eyes = torch.tensor([[[0.0, 0.0, 0.0], [1.0, -0.5, 0.5]]])
     vm = go.cameras.look_at(eyes, torch.tensor([0.0, 0.0, 9.0]).expand(1, 2, 3), up=(0, -1, 0))
-    K = go.cameras.pinhole_intrinsics(W, H, 70.0).expand(1, 2, 3, 3).clone()
+    K = go.cameras.pinhole_intrinsics(70.0, height=H, width=W).expand(1, 2, 3, 3).clone()
     return go.Cameras(vm, K, width=W, height=H).to(device)
 
 

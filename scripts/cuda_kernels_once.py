@@ -78,21 +78,21 @@ def main() -> int:
         K = Ks.clone()
         if ortho:
             K[..., 0, 0] = K[..., 1, 1] = 8.0
-        pargs = (means, quats, scales, opac, viewmats, K, W, H, 0.1, 100.0, 0.3, ortho)
+        pargs = (means, quats, scales, opac, viewmats, K, H, W, 0.1, 100.0, 0.3, ortho)
         proj = both(f"project_gaussians(ortho={ortho})", ops.project_gaussians, pargs)
         grads = [torch.randn(t.shape, generator=g) for t in proj[:3]]
         both(
             "project_gaussians_backward",
             ops.project_gaussians_backward,
-            (means, quats, scales, viewmats, K, proj[3], *grads, W, H, 0.3, ortho),
+            (means, quats, scales, viewmats, K, proj[3], *grads, H, W, 0.3, ortho),
         )
-        rargs = (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, 16)
+        rargs = (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, 16)
         out = both("rasterize", ops.rasterize, rargs)
         gi = [torch.randn(t.shape, generator=g) for t in out[:3]]
         both(
             "rasterize_backward",
             ops.rasterize_backward,
-            (proj[0], proj[1], proj[2], opac, feats, out[2], out[3], out[4], out[5], *gi, W, H, 16),
+            (proj[0], proj[1], proj[2], opac, feats, out[2], out[3], out[4], out[5], *gi, H, W, 16),
             rtol=1e-3,
             atol=1e-4,
         )

@@ -17,7 +17,7 @@ def sensor_rig(batch=None):
     eyes = torch.tensor([[0.5, 0.0, 1.5], [0.0, 0.5, 1.5], [-0.5, 0.0, 1.5]])
     targets = eyes + torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [-5.0, 0, 0]])
     viewmats = camlib.look_at(eyes, targets)
-    Ks = camlib.pinhole_intrinsics(32, 24, 90.0).expand(3, 3, 3)
+    Ks = camlib.pinhole_intrinsics(90.0, height=24, width=32).expand(3, 3, 3)
     if batch is not None:
         viewmats, Ks = viewmats.expand(batch, 3, 4, 4), Ks.expand(batch, 3, 3, 3)
     return go.Cameras(viewmats, Ks, width=32, height=24)
@@ -182,7 +182,7 @@ def test_strategy_errors():
     with pytest.raises(ValueError, match="error"):
         camlib.dynamic(base, GRID, torch.zeros(1, 3, 3, 3))
     two_dims = go.Cameras(
-        base.viewmats.expand(2, 2, 3, 4, 4), base.Ks.expand(2, 2, 3, 3, 3), 32, 24
+        base.viewmats.expand(2, 2, 3, 4, 4), base.Ks.expand(2, 2, 3, 3, 3), height=24, width=32
     )
     with pytest.raises(ValueError, match="batch shape"):
         camlib.elevated(two_dims)

@@ -59,7 +59,7 @@ def test_gate_module_parametrisation():
     assert gate.log_sigma.grad.abs() > 0 and gate.alpha.grad.abs() > 0
     opt.step()
     assert gate.sigma.item() > 0
-    with pytest.raises(ValueError, match="sigma must be > 0"):
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
         go.GaussianDepthGate(sigma=0.0)
 
 

@@ -43,7 +43,7 @@ def sensor_cams(n=2, size=(16, 24)):
     ang = torch.arange(n) * 2 * math.pi / n + 0.4
     eyes = torch.stack([4.5 * ang.cos(), 4.5 * ang.sin(), torch.full((n,), 1.5)], -1)
     H, W = size
-    K = camlib.pinhole_intrinsics(W, H, 90.0).expand(n, 3, 3)
+    K = camlib.pinhole_intrinsics(90.0, height=H, width=W).expand(n, 3, 3)
     return go.Cameras(
         camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(n, 3)), K, width=W, height=H
     )
@@ -114,7 +114,7 @@ def test_adam_on_the_loss_alone_raises_3d_iou():
     eyes = torch.stack([3.5 * ang.cos(), 3.5 * ang.sin(), torch.full((2,), 3.5)], -1)
     cams = go.Cameras(
         camlib.look_at(eyes, torch.tensor([0.0, 0, 0.5]).expand(2, 3)),
-        camlib.pinhole_intrinsics(12, 12, 80.0).expand(2, 3, 3),
+        camlib.pinhole_intrinsics(80.0, height=12, width=12).expand(2, 3, 3),
         width=12,
         height=12,
     )
@@ -159,7 +159,7 @@ def test_gradcheck_float64_tiny_scene():
     gt[:, 1:3, 1:3, 1] = 1
     cams = go.Cameras(
         camlib.look_at(torch.tensor([[2.5, 0.3, 2.0]]), torch.tensor([[0.0, 0, 0]])),
-        camlib.pinhole_intrinsics(8, 6, 80.0)[None],
+        camlib.pinhole_intrinsics(80.0, height=6, width=8)[None],
         width=8,
         height=6,
     )
@@ -194,7 +194,10 @@ def test_per_sample_cameras():
     pred = torch.randn(2, NUM_CLASSES, *GRID.shape, generator=torch.Generator().manual_seed(3))
     a, b = sensor_cams(), camlib.elevated(sensor_cams(), lift=2.0)
     both = go.Cameras(
-        torch.cat([a.viewmats[None], b.viewmats]), torch.cat([a.Ks[None], b.Ks]), 24, 16
+        torch.cat([a.viewmats[None], b.viewmats]),
+        torch.cat([a.Ks[None], b.Ks]),
+        height=16,
+        width=24,
     )
     _, terms = make_loss(both)(pred, gt, return_terms=True)
     _, first = make_loss(a)(pred[:1], gt[:1], return_terms=True)

@@ -169,8 +169,9 @@ def test_cameras_rescale_to_feature_map_and_batch_dims():
     image_Ks = Ks * torch.tensor([4.0, 2.0, 1.0])[:, None]  # image is 4x wider, 2x taller
     cams = go.Cameras(viewmats[:, None], image_Ks[:, None], width=32, height=12)
     out_cams = go.soft_gated_lift(features, depth, queries, cams, offsets, attn, 1.0, 0.5)
-    out_tuple = go.soft_gated_lift(features, depth, queries, (Ks, viewmats), offsets, attn,
-                                   1.0, 0.5)
+    with pytest.warns(DeprecationWarning, match=r"\(Ks, viewmats\)"):
+        out_tuple = go.soft_gated_lift(features, depth, queries, (Ks, viewmats), offsets, attn,
+                                       1.0, 0.5)
     torch.testing.assert_close(out_cams, out_tuple)
     assert out_tuple.abs().sum() > 0
     # Leading batch dims [2, 3] give the same as the flat batch of 6.

@@ -388,7 +388,8 @@ def test_insert_validation():
         mem.insert(batched, _camera())
     with pytest.raises(ValueError, match="rigid"):
         not_rigid = torch.diag(torch.tensor([2.0, 1, 1, 1]))[None]
-        mem.insert(_gaussians(torch.zeros(1, 3)), go.Cameras(not_rigid, K64[None], 64, 64))
+        cams = go.Cameras(not_rigid, K64[None], height=64, width=64)
+        mem.insert(_gaussians(torch.zeros(1, 3)), cams)
     with pytest.raises(TypeError, match="gaussians_cam must be"):
         mem.insert(torch.zeros(1, 3), _camera())
     mem.insert(_gaussians(torch.zeros(1, 3)), _camera())
@@ -612,7 +613,9 @@ def test_insert_takes_one_view_of_cameras():
     )
     with pytest.raises(ValueError, match="single view"):
         mem.insert(_gaussians(torch.zeros(1, 3)), two)
-    batched = go.Cameras(torch.eye(4).expand(1, 1, 4, 4), K64.expand(1, 1, 3, 3), 64, 64)
+    batched = go.Cameras(
+        torch.eye(4).expand(1, 1, 4, 4), K64.expand(1, 1, 3, 3), height=64, width=64
+    )
     with pytest.raises(ValueError, match="single view"):
         mem.insert(_gaussians(torch.zeros(1, 3)), batched)
     with pytest.raises(TypeError, match="camera must be gaussocc_ops.Cameras"):

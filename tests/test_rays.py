@@ -207,3 +207,56 @@ def test_refine_bad_inputs():
         go.ray_constrained_refine(p, torch.rand(4), torch.zeros(3), max_delta=0.0)
     with pytest.raises(ValueError, match=r"points must have shape \[\.\.\., 3\]"):
         go.ray_constrained_refine(torch.rand(4, 2), torch.rand(4), torch.zeros(3))
+
+
+def _cams(Ks, viewmats, H, W):
+    return go.Cameras(viewmats, Ks, height=H, width=W)
+
+
+def test_camera_form_of_ray_directions_is_inverse_intrinsics():
+    """ray_directions(cams) casts K^-1 [u, v, 1] through every pixel of every view; size=(h, w)
+    uses the intrinsics rescaled to the h x w grid; the deprecated Ks form agrees and warns."""
+    g = torch.Generator().manual_seed(4)
+    B, V, H, W = 2, 3, 6, 8
+    Ks = random_Ks((B, V), g, skew=False)
+    cams = _cams(Ks, random_rigid((B, V), g), H, W)
+    dirs = go.ray_directions(cams, normalize=False)
+    assert dirs.shape == (B, V, H, W, 3)
+    v, u = torch.meshgrid(torch.arange(H, dtype=F64), torch.arange(W, dtype=F64), indexing="ij")
+    pix = torch.stack([u + 0.5, v + 0.5, torch.ones_like(u)], -1)
+    torch.testing.assert_close(torch.einsum("bvij,bvhwj->bvhwi", Ks, dirs), pix.expand_as(dirs))
+    small = go.ray_directions(cams, size=(3, 2))  # a 1/2 x 1/4 feature map
+    scale = torch.tensor([2 / W, 3 / H, 1.0], dtype=F64)[:, None]
+    want = go.ray_directions(_cams(Ks * scale, cams.viewmats, 3, 2))
+    torch.testing.assert_close(small, want)
+    with pytest.warns(DeprecationWarning, match="ray_directions"):
+        legacy = go.ray_directions(Ks, 3, 2, image_size=(H, W))
+    torch.testing.assert_close(legacy, small)
+    with pytest.raises(TypeError, match="cameras"):
+        go.ray_directions(cams, 3, 2)
+
+
+def test_camera_form_of_volumetric_sampling_is_the_pose():
+    """cameras= returns the world points cam2world @ x; the deprecated cam2world= agrees and
+    warns; gradients reach the cameras' view matrices."""
+    g = torch.Generator().manual_seed(5)
+    B, V, H, W = 2, 1, 3, 4
+    Ks = random_Ks((B, V), g, skew=False)
+    viewmats = random_rigid((B, V), g).requires_grad_()
+    cams = _cams(Ks, viewmats, H, W)
+    dirs = go.ray_directions(cams)
+    dist = 1 + torch.rand(B, V, H, W, generator=g, dtype=F64)
+    local = go.ray_volumetric_sample(dist, dirs, 0.5, 3)
+    world = go.ray_volumetric_sample(dist, dirs, 0.5, 3, cameras=cams)
+    c2w = torch.linalg.inv(viewmats.detach())
+    want = torch.einsum("bvij,bvhwkj->bvhwki", c2w[..., :3, :3], local) + c2w[
+        :, :, None, None, None, :3, 3
+    ]
+    torch.testing.assert_close(world, want)
+    with pytest.warns(DeprecationWarning, match="cam2world"):
+        legacy = go.ray_volumetric_sample(dist, dirs, 0.5, 3, cam2world=c2w)
+    torch.testing.assert_close(legacy, world)
+    world.sum().backward()
+    assert viewmats.grad is not None and viewmats.grad.abs().sum() > 0
+    with pytest.raises(TypeError, match="not both"):
+        go.ray_volumetric_sample(dist, dirs, 0.5, 3, cameras=cams, cam2world=c2w)

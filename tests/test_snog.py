@@ -554,3 +554,22 @@ def test_cuda_sampler_matches_reference_and_is_reproducible():
     for a, b, c in zip(*outs, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
     check_patches(go.SnogSamples(*(t.cpu() for t in outs[0])), 192, 640, 64, 8)
+
+
+def test_patch_rays_camera_form_matches_intrinsics():
+    """patch_rays(uv, cams) with one-view Cameras is K^-1 (u, v, 1) of the cameras' Ks; the
+    deprecated patch_rays(uv, Ks) agrees and warns."""
+    gen = torch.Generator().manual_seed(1)
+    Ks = torch.tensor([[[80.0, 0.0, 30.0], [0.0, 90.0, 20.0], [0.0, 0.0, 1.0]]]).repeat(2, 1, 1)
+    Ks[1, 0, 0] = 60.0
+    cams = go.Cameras(torch.eye(4).expand(2, 1, 4, 4), Ks[:, None], height=40, width=60)
+    uv = torch.rand(2, 4, 3, 3, 2, generator=gen, dtype=torch.float64) * 50
+    d = go.patch_rays(uv, cams)
+    reproj = torch.einsum("bij,bpqrj->bpqri", Ks.double(), d)
+    torch.testing.assert_close(reproj[..., :2], uv)
+    with pytest.warns(DeprecationWarning, match="patch_rays"):
+        torch.testing.assert_close(go.patch_rays(uv, Ks), d)
+    two_views = go.Cameras(torch.eye(4).expand(2, 2, 4, 4), Ks[:, None].expand(2, 2, 3, 3),
+                           height=40, width=60)
+    with pytest.raises(ValueError, match="one view"):
+        go.patch_rays(uv, two_views)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gaussocc_ops as go
+from gaussocc_ops.reference import splat as ref_splat
 
 
 def random_scene(
@@ -129,33 +130,10 @@ def test_cpu_kernel_matches_reference_to_1e12_with_fov_and_alpha_clamps_active()
     tensors, cams = clamp_scene()
     means, scales, quats, opacities, features = tensors
     # the clamps are active: centres beyond the clamp box that survive culling, and alpha
-    m2, conics, depths, valid = go.reference.splat.project_gaussians(
-        means,
-        quats,
-        scales,
-        cams.viewmats[None],
-        cams.Ks[None],
-        cams.width,
-        cams.height,
-        0.01,
-        1e10,
-        0.3,
-        False,
-    )
-    radii = torch.ops.gaussocc.project_gaussians(
-        means,
-        quats,
-        scales,
-        opacities,
-        cams.viewmats[None],
-        cams.Ks[None],
-        cams.width,
-        cams.height,
-        0.01,
-        1e10,
-        0.3,
-        False,
-    )[3]
+    args = (means, quats, scales, opacities, cams.viewmats[None], cams.Ks[None], cams.height,
+            cams.width, 0.01, 1e10, 0.3, False)
+    radii = torch.ops.gaussocc.project_gaussians(*args)[3]
+    assert torch.equal(radii, ref_splat.project_gaussians(*args)[3])
     ux = means[0, :, 0] / means[0, :, 2]
     uy = means[0, :, 1] / means[0, :, 2]
     beyond = (ux.abs() > 16 / 30 * 1.3) | (uy.abs() > 12 / 30 * 1.3)
@@ -199,8 +177,8 @@ def test_registered_ops_pass_opcheck():
         opac,
         cams.viewmats.contiguous(),
         cams.Ks.contiguous(),
-        32,
         24,
+        32,
         0.01,
         100.0,
         0.3,
@@ -212,7 +190,7 @@ def test_registered_ops_pass_opcheck():
         test_utils=("test_schema", "test_faketensor"),
     )
     m2, con, dep, rad = torch.ops.gaussocc.project_gaussians(*args)
-    raster_args = (m2, con, dep, rad, opac, feats, 32, 24, 16)
+    raster_args = (m2, con, dep, rad, opac, feats, 24, 32, 16)
     torch.library.opcheck(
         torch.ops.gaussocc.rasterize.default,
         raster_args,
@@ -222,7 +200,7 @@ def test_registered_ops_pass_opcheck():
     g = [torch.randn_like(out[0]), torch.randn_like(out[1]), torch.randn_like(out[2])]
     torch.library.opcheck(
         torch.ops.gaussocc.rasterize_backward.default,
-        (m2, con, dep, opac, feats, out[2], out[3], out[4], out[5], *g, 32, 24, 16),
+        (m2, con, dep, opac, feats, out[2], out[3], out[4], out[5], *g, 24, 32, 16),
         test_utils=("test_schema", "test_faketensor"),
     )
     torch.library.opcheck(
@@ -237,8 +215,8 @@ def test_registered_ops_pass_opcheck():
             torch.randn_like(m2),
             torch.randn_like(con),
             torch.randn_like(dep),
-            32,
             24,
+            32,
             0.3,
             False,
         ),

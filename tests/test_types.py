@@ -83,7 +83,7 @@ def test_cameras_validation():
 def test_camera_centers_invert_viewmats():
     eye = torch.tensor([[1.0, 2.0, 3.0], [-4.0, 0.5, 2.0]])
     vm = go.cameras.look_at(eye, torch.zeros(2, 3))
-    K = go.cameras.pinhole_intrinsics(32, 24, 60.0).expand(2, 3, 3)
+    K = go.cameras.pinhole_intrinsics(60.0, height=24, width=32).expand(2, 3, 3)
     cams = go.Cameras(vm, K, width=32, height=24)
     torch.testing.assert_close(cams.centers(), eye, atol=1e-6, rtol=0)
 
@@ -184,3 +184,43 @@ def test_bev_camera_maps_grid_corners_to_image_corners():
     torch.testing.assert_close(uv, torch.tensor([128.0, 64.0]))
     assert depth_bottom - depth == pytest.approx(2.0)  # depth grows downwards
     assert not math.isnan(float(depth))
+
+
+def test_value_checks_switch_skips_only_value_checks():
+    """With the value checks off, values that would need a read-back (NaN means, zero focal
+    length) pass construction; structure checks (shapes) still raise; the switch is restored."""
+    nan_means = torch.tensor([[float("nan"), 0.0, 1.0]])
+    bad_K = torch.tensor([[[0.0, 0, 8], [0, 10.0, 6], [0, 0, 1]]])
+    assert go._checks.value_checks_enabled()
+    with pytest.raises(ValueError, match="NaN"):
+        go.Gaussians.isotropic(nan_means, 0.1, torch.ones(1), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="fx and fy"):
+        go.Cameras(torch.eye(4)[None], bad_K, height=12, width=16)
+    with go.value_checks(False):
+        g = go.Gaussians.isotropic(nan_means, 0.1, torch.ones(1), torch.ones(1, 2))
+        assert torch.isnan(g.means).any()
+        go.Cameras(torch.eye(4)[None], bad_K, height=12, width=16)
+        with pytest.raises(ValueError):
+            go.Cameras(torch.eye(4)[None], bad_K[..., :2], height=12, width=16)
+    assert go._checks.value_checks_enabled()
+    go.set_value_checks(False)
+    try:
+        assert not go._checks.value_checks_enabled()
+    finally:
+        go.set_value_checks(True)
+
+
+def test_pinhole_intrinsics_forms():
+    """f = W / (2 tan(fov / 2)), principal point at the centre; the deprecated width-first form
+    gives the same matrix with a warning."""
+    K = go.cameras.pinhole_intrinsics(60.0, height=24, width=32)
+    f = 16 / math.tan(math.radians(30))
+    torch.testing.assert_close(K, torch.tensor([[f, 0, 16], [0, f, 12], [0, 0, 1.0]]))
+    for legacy in [(32, 24, 60.0), (32, 24)]:
+        kwargs = {} if len(legacy) == 3 else {"fov_x_deg": 60.0}
+        with pytest.warns(DeprecationWarning, match="pinhole_intrinsics"):
+            torch.testing.assert_close(go.cameras.pinhole_intrinsics(*legacy, **kwargs), K)
+    with pytest.raises(TypeError, match="height= and width="):
+        go.cameras.pinhole_intrinsics(60.0)
+    with pytest.raises(ValueError, match="fov_x_deg"):
+        go.cameras.pinhole_intrinsics(180.0, height=24, width=32)

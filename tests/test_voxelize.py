@@ -91,7 +91,7 @@ def test_opacity_pruning_is_lossless_for_renders_and_gradients():
     logits[:, 2, :2] += 9.0  # half of the voxels almost surely empty: opacity < 1/255
     cam = go.Cameras(
         camlib.look_at(torch.tensor([[0.2, -2.5, 2.5]]), torch.tensor([[0.0, 0, 0]])),
-        camlib.pinhole_intrinsics(16, 12, 90.0)[None],
+        camlib.pinhole_intrinsics(90.0, height=12, width=16)[None],
         width=16,
         height=12,
     )

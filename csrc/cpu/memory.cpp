@@ -90,21 +90,10 @@ struct EvictHeap {
 at::Tensor memory_evict_heap_cpu(const at::Tensor& heap, const at::Tensor& heap_pos, const at::Tensor& heap_size,
                                  const at::Tensor& confidence, const at::Tensor& last_seen, const at::Tensor& removed,
                                  const at::Tensor& added, int64_t pop) {
+  check_memory_evict_heap_inputs(heap, heap_pos, heap_size, confidence, last_seen, removed, added, pop);
   const int64_t cap = heap.numel();
-  for (const auto* t : {&heap, &heap_pos, &heap_size, &last_seen, &removed, &added}) {
-    TORCH_CHECK(t->dim() == 1 && t->scalar_type() == at::kLong && t->is_contiguous() && t->is_cpu(),
-                "memory_evict_heap: heap, heap_pos, heap_size, last_seen, removed and added must be contiguous "
-                "1-D int64 CPU tensors");
-  }
-  TORCH_CHECK(heap_pos.numel() == cap && last_seen.numel() == cap && confidence.dim() == 1 &&
-                  confidence.numel() == cap && confidence.is_contiguous(),
-              "memory_evict_heap: heap_pos, confidence and last_seen must have the heap's ", cap, " entries");
-  TORCH_CHECK(confidence.scalar_type() == at::kFloat || confidence.scalar_type() == at::kDouble,
-              "memory_evict_heap: confidence must be float32 or float64");
-  TORCH_CHECK(heap_size.numel() == 1, "memory_evict_heap: heap_size must have one entry");
   int64_t* size = heap_size.data_ptr<int64_t>();
   TORCH_CHECK(*size >= 0 && *size <= cap, "memory_evict_heap: heap_size ", *size, " outside [0, ", cap, "]");
-  TORCH_CHECK(pop >= 0, "memory_evict_heap: pop must be >= 0, got ", pop);
   at::Tensor popped = at::empty({pop}, heap.options());
   AT_DISPATCH_FLOATING_TYPES(confidence.scalar_type(), "memory_evict_heap_cpu", [&] {
     EvictHeap<scalar_t> h{heap.data_ptr<int64_t>(), heap_pos.data_ptr<int64_t>(), *size,

@@ -14,14 +14,12 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> radius_neighbors_cpu(const at::Tensor& queries, const at::Tensor& points,
                                                          double radius, int64_t max_neighbors, double cell_size) {
-  check_radius_inputs(queries, points, radius, max_neighbors, cell_size);
+  at::Tensor idx, dist;
+  std::tie(idx, dist) = radius_neighbors_outputs(queries, points, radius, max_neighbors, cell_size);
   const int64_t B = queries.size(0), M = queries.size(1), N = points.size(1), K = max_neighbors;
-  at::Tensor idx = at::full({B, M, K}, -1, queries.options().dtype(at::kLong));
-  at::Tensor dist = at::full({B, M, K}, std::numeric_limits<double>::infinity(), queries.options());
   if (B == 0 || M == 0 || N == 0 || K == 0) return {idx, dist};
-
-  const at::Tensor q = queries.contiguous();
-  const at::Tensor p = points.contiguous();
+  const at::Tensor& q = queries;
+  const at::Tensor& p = points;
   at::Tensor grid, keys, order;
   std::tie(grid, keys, order) = build_radius_grid(p, radius, cell_size);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_neighbors_cpu", [&] {

@@ -66,7 +66,7 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cpu(const at::Tensor& tabl
   at::Tensor idx = std::get<0>(out), dist = std::get<1>(out);
   const int64_t M = queries.size(0), K = max_neighbors, S = table_keys.numel();
   if (M == 0 || K == 0 || points.size(0) == 0) return out;
-  const at::Tensor q = queries.contiguous();
+  const at::Tensor& q = queries;
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_index_query_cpu", [&] {
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const scalar_t* pp = points.data_ptr<scalar_t>();

@@ -15,13 +15,12 @@ std::tuple<at::Tensor, at::Tensor> snog_accept_cpu(const at::Tensor& candidates,
                                                     const at::Tensor& positions,
                                                     const at::Tensor& count, int64_t patch_size) {
   snog_check_inputs(candidates, positions, count, patch_size);
-  const auto cand = candidates.contiguous();
-  auto out_pos = positions.contiguous().clone();
-  auto out_count = count.contiguous().clone();
-  const int64_t B = cand.size(0), T = cand.size(1);
+  auto out_pos = positions.clone();
+  auto out_count = count.clone();
+  const int64_t B = candidates.size(0), T = candidates.size(1);
   const int32_t P = static_cast<int32_t>(out_pos.size(1));
   const int64_t min_dist2 = 2 * patch_size * patch_size;
-  const int32_t* cand_ptr = cand.data_ptr<int32_t>();
+  const int32_t* cand_ptr = candidates.data_ptr<int32_t>();
   int32_t* pos_ptr = out_pos.data_ptr<int32_t>();
   int32_t* count_ptr = out_count.data_ptr<int32_t>();
   for (int64_t b = 0; b < B; ++b)

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gaussocc/splat_math.h"
-#include "ops/splat_checks.h"
+#include "ops/splat.h"
 
 namespace gaussocc {
 namespace {
@@ -27,21 +27,8 @@ void project_forward_cpu(const T* means, const T* quats, const T* scales, const 
     for (int64_t i = begin; i < end; ++i) {
       const int64_t n = i % N, bv = i / N, b = bv / V;
       const Camera<T> cam = load_camera(viewmats + bv * 16, Ks + bv * 9, width, height, ortho);
-      Projection<T> pr;
-      T* m2 = means2d + i * 2;
-      T* con = conics + i * 3;
-      int rad[2] = {0, 0};
-      bool ok = project(means + (b * N + n) * 3, quats + (b * N + n) * 4, scales + (b * N + n) * 3, cam, near, far,
-                        eps2d, m2, con, depths + i, &pr);
-      ok = ok && pixel_radius(pr.cov2d, opac[b * N + n], rad);
-      ok = ok && m2[0] + rad[0] > 0 && m2[0] - rad[0] < width && m2[1] + rad[1] > 0 && m2[1] - rad[1] < height;
-      if (!ok) {
-        m2[0] = m2[1] = T(0);
-        con[0] = con[1] = con[2] = T(0);
-        rad[0] = rad[1] = 0;
-      }
-      radii[i * 2] = rad[0];
-      radii[i * 2 + 1] = rad[1];
+      project_and_cull(means + (b * N + n) * 3, quats + (b * N + n) * 4, scales + (b * N + n) * 3, opac[b * N + n],
+                       cam, near, far, eps2d, means2d + i * 2, conics + i * 3, depths + i, radii + i * 2);
     }
   });
 }
@@ -68,10 +55,9 @@ void project_backward_cpu(const T* means, const T* quats, const T* scales, const
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cpu(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
-    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height, double near, double far,
+    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t height, int64_t width, double near, double far,
     double eps2d, bool ortho) {
-  const auto sz = check_project_inputs(means, quats, scales, viewmats, Ks);
-  check_input(opacities, "opacities", {sz.B, sz.N}, means.scalar_type(), means.device());
+  const auto sz = check_project_inputs(means, quats, scales, opacities, viewmats, Ks, height, width);
   auto means2d = at::empty({sz.B, sz.V, sz.N, 2}, means.options());
   auto conics = at::empty({sz.B, sz.V, sz.N, 3}, means.options());
   auto depths = at::empty({sz.B, sz.V, sz.N}, means.options());
@@ -90,9 +76,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cpu
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cpu(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& viewmats,
     const at::Tensor& Ks, const at::Tensor& radii, const at::Tensor& g_means2d, const at::Tensor& g_conics,
-    const at::Tensor& g_depths, int64_t width, int64_t height, double eps2d, bool ortho) {
+    const at::Tensor& g_depths, int64_t height, int64_t width, double eps2d, bool ortho) {
   const auto sz = check_project_backward_inputs(means, quats, scales, viewmats, Ks, radii, g_means2d, g_conics,
-                                                g_depths);
+                                                g_depths, height, width);
   const auto dt = means.scalar_type();
   auto g_means = at::zeros_like(means);
   auto g_quats = at::zeros_like(quats);
@@ -118,18 +104,6 @@ struct TileGrid {
   int tile_size;
 };
 
-// Tile range [x0, x1) x [y0, y1) touched by a Gaussian's pixel box (pixel centres at +0.5).
-template <typename T>
-inline bool tile_rect(const T* m2, const int32_t* rad, const TileGrid& tg, int64_t* r) {
-  if (rad[0] == 0 && rad[1] == 0) return false;
-  const T ts = T(tg.tile_size);
-  r[0] = std::max<int64_t>(0, (int64_t)std::floor((m2[0] - rad[0] - T(0.5)) / ts));
-  r[1] = std::min<int64_t>(tg.tiles_x, (int64_t)std::floor((m2[0] + rad[0] + T(0.5)) / ts) + 1);
-  r[2] = std::max<int64_t>(0, (int64_t)std::floor((m2[1] - rad[1] - T(0.5)) / ts));
-  r[3] = std::min<int64_t>(tg.tiles_y, (int64_t)std::floor((m2[1] + rad[1] + T(0.5)) / ts) + 1);
-  return r[0] < r[1] && r[2] < r[3];
-}
-
 template <typename T>
 std::pair<at::Tensor, at::Tensor> bin_gaussians(const T* means2d, const int32_t* radii, const T* depths,
                                                 int64_t images, int64_t N, const TileGrid& tg,
@@ -142,7 +116,7 @@ std::pair<at::Tensor, at::Tensor> bin_gaussians(const T* means2d, const int32_t*
       for (int64_t n = 0; n < N; ++n) {
         int64_t r[4];
         const int64_t i = img * N + n;
-        if (!tile_rect(means2d + i * 2, radii + i * 2, tg, r)) continue;
+        if (!tile_rect(means2d + i * 2, radii + i * 2, tg.tile_size, tg.tiles_x, tg.tiles_y, r)) continue;
         for (int64_t ty = r[2]; ty < r[3]; ++ty)
           for (int64_t tx = r[0]; tx < r[1]; ++tx) ++count[ty * tg.tiles_x + tx];
       }
@@ -159,7 +133,7 @@ std::pair<at::Tensor, at::Tensor> bin_gaussians(const T* means2d, const int32_t*
       for (int64_t n = 0; n < N; ++n) {
         int64_t r[4];
         const int64_t i = img * N + n;
-        if (!tile_rect(means2d + i * 2, radii + i * 2, tg, r)) continue;
+        if (!tile_rect(means2d + i * 2, radii + i * 2, tg.tile_size, tg.tiles_x, tg.tiles_y, r)) continue;
         for (int64_t ty = r[2]; ty < r[3]; ++ty)
           for (int64_t tx = r[0]; tx < r[1]; ++tx) flat[cursor[ty * tg.tiles_x + tx]++] = (int32_t)n;
       }
@@ -306,7 +280,7 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
   });
 }
 
-RasterShape raster_shape(const RasterSizes& sz, int64_t width, int64_t height, int64_t tile_size) {
+RasterShape raster_shape(const RasterSizes& sz, int64_t height, int64_t width, int64_t tile_size) {
   RasterShape s;
   s.B = sz.B;
   s.V = sz.V;
@@ -323,10 +297,9 @@ RasterShape raster_shape(const RasterSizes& sz, int64_t width, int64_t height, i
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_cpu(
     const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& radii,
-    const at::Tensor& opacities, const at::Tensor& features, int64_t width, int64_t height, int64_t tile_size) {
-  const auto sz = check_raster_inputs(means2d, conics, depths, opacities, features, width, height, tile_size);
-  check_input(radii, "radii", {sz.B, sz.V, sz.N, 2}, at::kInt, means2d.device());
-  const RasterShape s = raster_shape(sz, width, height, tile_size);
+    const at::Tensor& opacities, const at::Tensor& features, int64_t height, int64_t width, int64_t tile_size) {
+  const auto sz = check_raster_inputs(means2d, conics, depths, radii, opacities, features, height, width, tile_size);
+  const RasterShape s = raster_shape(sz, height, width, tile_size);
   auto opts = means2d.options();
   auto out_feat = at::empty({sz.B, sz.V, height, width, sz.C}, opts);
   auto out_depth = at::empty({sz.B, sz.V, height, width}, opts);
@@ -350,10 +323,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& opacities,
     const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
     const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
-    int64_t width, int64_t height, int64_t tile_size) {
+    int64_t height, int64_t width, int64_t tile_size) {
   const auto sz = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids, offsets,
-                                               ids, g_feat, g_depth, g_alpha, width, height, tile_size);
-  const RasterShape s = raster_shape(sz, width, height, tile_size);
+                                               ids, g_feat, g_depth, g_alpha, height, width, tile_size);
+  const RasterShape s = raster_shape(sz, height, width, tile_size);
   const auto dt = means2d.scalar_type();
   auto g_means2d = at::zeros_like(means2d);
   auto g_conics = at::zeros_like(conics);

@@ -17,14 +17,13 @@ __global__ void memory_fuse_kernel(const FuseArgs<T> args, int64_t num_targets) 
 }  // namespace
 
 template <typename T>
-cudaError_t launch_memory_fuse(const FuseArgs<T>& args, int64_t num_targets, cudaStream_t stream) {
-  if (num_targets == 0) return cudaSuccess;
+void launch_memory_fuse(const FuseArgs<T>& args, int64_t num_targets, cudaStream_t stream) {
+  if (num_targets == 0) return;
   const unsigned int blocks = static_cast<unsigned int>((num_targets + kThreads - 1) / kThreads);
   memory_fuse_kernel<T><<<blocks, kThreads, 0, stream>>>(args, num_targets);
-  return cudaGetLastError();
 }
 
-template cudaError_t launch_memory_fuse<float>(const FuseArgs<float>&, int64_t, cudaStream_t);
-template cudaError_t launch_memory_fuse<double>(const FuseArgs<double>&, int64_t, cudaStream_t);
+template void launch_memory_fuse<float>(const FuseArgs<float>&, int64_t, cudaStream_t);
+template void launch_memory_fuse<double>(const FuseArgs<double>&, int64_t, cudaStream_t);
 
 }  // namespace gaussocc

@@ -11,6 +11,6 @@ namespace gaussocc {
 
 // Fuses num_targets targets described by `args` (layout in ops/memory.cpp), one thread each.
 template <typename T>
-cudaError_t launch_memory_fuse(const FuseArgs<T>& args, int64_t num_targets, cudaStream_t stream);
+void launch_memory_fuse(const FuseArgs<T>& args, int64_t num_targets, cudaStream_t stream);
 
 }  // namespace gaussocc

@@ -1,6 +1,7 @@
 // Torch adapter of the memory_fuse CUDA kernel.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -29,9 +30,9 @@ void memory_fuse_cuda(const at::Tensor& means, const at::Tensor& scales, const a
         means, scales, quats, opacities, features, confidence, observations, last_seen, tags, new_means, new_scales,
         new_quats, new_opacities, new_features, new_confidence, new_tags, targets, offsets, pair_new, coef, gamma,
         frame);
-    const cudaError_t err = launch_memory_fuse<scalar_t>(a, targets.numel(), stream);
-    TORCH_CHECK(err == cudaSuccess, "memory_fuse_cuda: kernel launch failed: ", cudaGetErrorString(err));
+    launch_memory_fuse<scalar_t>(a, targets.numel(), stream);
   });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace

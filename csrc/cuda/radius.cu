@@ -24,22 +24,21 @@ __global__ void radius_neighbors_kernel(const T* __restrict__ queries, const T* 
 }  // namespace
 
 template <typename T>
-cudaError_t launch_radius_neighbors(const T* queries, const T* points, const double* grid, const int64_t* keys,
-                                    const int64_t* order, int64_t B, int64_t M, int64_t N, double radius, int64_t K,
-                                    int64_t* idx, T* dist, cudaStream_t stream) {
+void launch_radius_neighbors(const T* queries, const T* points, const double* grid, const int64_t* keys,
+                             const int64_t* order, int64_t B, int64_t M, int64_t N, double radius, int64_t K,
+                             int64_t* idx, T* dist, cudaStream_t stream) {
   const int64_t total = B * M;
-  if (total == 0) return cudaSuccess;
+  if (total == 0) return;
   const unsigned int blocks = static_cast<unsigned int>((total + kThreads - 1) / kThreads);
   radius_neighbors_kernel<T><<<blocks, kThreads, 0, stream>>>(queries, points, grid, keys, order, B, M, N, radius,
                                                               K, idx, dist);
-  return cudaGetLastError();
 }
 
-template cudaError_t launch_radius_neighbors<float>(const float*, const float*, const double*, const int64_t*,
-                                                    const int64_t*, int64_t, int64_t, int64_t, double, int64_t,
-                                                    int64_t*, float*, cudaStream_t);
-template cudaError_t launch_radius_neighbors<double>(const double*, const double*, const double*, const int64_t*,
-                                                     const int64_t*, int64_t, int64_t, int64_t, double, int64_t,
-                                                     int64_t*, double*, cudaStream_t);
+template void launch_radius_neighbors<float>(const float*, const float*, const double*, const int64_t*,
+                                             const int64_t*, int64_t, int64_t, int64_t, double, int64_t,
+                                             int64_t*, float*, cudaStream_t);
+template void launch_radius_neighbors<double>(const double*, const double*, const double*, const int64_t*,
+                                              const int64_t*, int64_t, int64_t, int64_t, double, int64_t,
+                                              int64_t*, double*, cudaStream_t);
 
 }  // namespace gaussocc

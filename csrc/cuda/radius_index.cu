@@ -54,37 +54,35 @@ unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThre
 }  // namespace
 
 template <typename T>
-cudaError_t launch_radius_index_insert(int64_t* table_keys, int64_t* table_heads, int64_t table_size,
-                                       int64_t* node_slot, int64_t* node_next, int64_t* slot_node, int64_t* slot_cell,
-                                       int64_t* node_count, const T* points, const int64_t* slots, int64_t m,
-                                       double cell_size, bool moved_only, cudaStream_t stream) {
-  if (m == 0) return cudaSuccess;
+void launch_radius_index_insert(int64_t* table_keys, int64_t* table_heads, int64_t table_size,
+                                int64_t* node_slot, int64_t* node_next, int64_t* slot_node, int64_t* slot_cell,
+                                int64_t* node_count, const T* points, const int64_t* slots, int64_t m,
+                                double cell_size, bool moved_only, cudaStream_t stream) {
+  if (m == 0) return;
   radius_index_insert_kernel<T><<<blocks_for(m), kThreads, 0, stream>>>(table_keys, table_heads, table_size,
                                                                         node_slot, node_next, slot_node, slot_cell,
                                                                         node_count, points, slots, m, cell_size,
                                                                         moved_only);
-  return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch_radius_index_query(const int64_t* table_keys, const int64_t* table_heads, int64_t table_size,
-                                      const int64_t* node_slot, const int64_t* node_next, const int64_t* slot_node,
-                                      const T* points, const T* queries, int64_t M, double cell_size, double radius,
-                                      int64_t K, int64_t* idx, T* dist, cudaStream_t stream) {
-  if (M == 0) return cudaSuccess;
+void launch_radius_index_query(const int64_t* table_keys, const int64_t* table_heads, int64_t table_size,
+                               const int64_t* node_slot, const int64_t* node_next, const int64_t* slot_node,
+                               const T* points, const T* queries, int64_t M, double cell_size, double radius,
+                               int64_t K, int64_t* idx, T* dist, cudaStream_t stream) {
+  if (M == 0) return;
   radius_index_query_kernel<T><<<blocks_for(M), kThreads, 0, stream>>>(table_keys, table_heads, table_size,
                                                                        node_slot, node_next, slot_node, points,
                                                                        queries, M, cell_size, radius, K, idx, dist);
-  return cudaGetLastError();
 }
 
 #define GO_INSTANTIATE(T)                                                                                          \
-  template cudaError_t launch_radius_index_insert<T>(int64_t*, int64_t*, int64_t, int64_t*, int64_t*, int64_t*,    \
-                                                     int64_t*, int64_t*, const T*, const int64_t*, int64_t, double, \
-                                                     bool, cudaStream_t);                                           \
-  template cudaError_t launch_radius_index_query<T>(const int64_t*, const int64_t*, int64_t, const int64_t*,       \
-                                                    const int64_t*, const int64_t*, const T*, const T*, int64_t,    \
-                                                    double, double, int64_t, int64_t*, T*, cudaStream_t);
+  template void launch_radius_index_insert<T>(int64_t*, int64_t*, int64_t, int64_t*, int64_t*, int64_t*,    \
+                                              int64_t*, int64_t*, const T*, const int64_t*, int64_t, double, \
+                                              bool, cudaStream_t);                                           \
+  template void launch_radius_index_query<T>(const int64_t*, const int64_t*, int64_t, const int64_t*,       \
+                                             const int64_t*, const int64_t*, const T*, const T*, int64_t,    \
+                                             double, double, int64_t, int64_t*, T*, cudaStream_t);
 GO_INSTANTIATE(float)
 GO_INSTANTIATE(double)
 #undef GO_INSTANTIATE

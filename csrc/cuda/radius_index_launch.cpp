@@ -1,6 +1,7 @@
 // Torch adapters of the radius_index CUDA kernels.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -23,13 +24,13 @@ void radius_index_insert_cuda(const at::Tensor& table_keys, const at::Tensor& ta
   const c10::cuda::CUDAGuard guard(points.device());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "radius_index_insert_cuda", [&] {
-    const cudaError_t err = launch_radius_index_insert<scalar_t>(
+    launch_radius_index_insert<scalar_t>(
         table_keys.data_ptr<int64_t>(), table_heads.data_ptr<int64_t>(), table_keys.numel(),
         node_slot.data_ptr<int64_t>(), node_next.data_ptr<int64_t>(), slot_node.data_ptr<int64_t>(),
         slot_cell.data_ptr<int64_t>(), node_count.data_ptr<int64_t>(), points.data_ptr<scalar_t>(),
         slots.data_ptr<int64_t>(), slots.numel(), cell_size, moved_only, stream);
-    TORCH_CHECK(err == cudaSuccess, "radius_index_insert_cuda: kernel launch failed: ", cudaGetErrorString(err));
   });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 std::tuple<at::Tensor, at::Tensor> radius_index_query_cuda(const at::Tensor& table_keys,
@@ -44,16 +45,16 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cuda(const at::Tensor& tab
   at::Tensor idx = std::get<0>(out), dist = std::get<1>(out);
   const int64_t M = queries.size(0), K = max_neighbors;
   if (M == 0 || K == 0 || points.size(0) == 0) return out;
-  const at::Tensor q = queries.contiguous();
+  const at::Tensor& q = queries;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_index_query_cuda", [&] {
-    const cudaError_t err = launch_radius_index_query<scalar_t>(
+    launch_radius_index_query<scalar_t>(
         table_keys.data_ptr<int64_t>(), table_heads.data_ptr<int64_t>(), table_keys.numel(),
         node_slot.data_ptr<int64_t>(), node_next.data_ptr<int64_t>(), slot_node.data_ptr<int64_t>(),
         points.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), M, cell_size, radius, K, idx.data_ptr<int64_t>(),
         dist.data_ptr<scalar_t>(), stream);
-    TORCH_CHECK(err == cudaSuccess, "radius_index_query_cuda: kernel launch failed: ", cudaGetErrorString(err));
   });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {idx, dist};
 }
 

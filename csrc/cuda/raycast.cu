@@ -35,12 +35,12 @@ __global__ void raycast_kernel(const int64_t* __restrict__ labels, const T* __re
 }  // namespace
 
 template <typename T>
-cudaError_t launch_raycast(const int64_t* labels, const T* origins, const T* directions, int64_t B,
-                           int64_t R, const int64_t shape[3], const T grid_origin[3],
-                           const T voxel_size[3], int64_t empty_label, T max_distance, T* distance,
-                           int64_t* hit_label, cudaStream_t stream) {
+void launch_raycast(const int64_t* labels, const T* origins, const T* directions, int64_t B,
+                    int64_t R, const int64_t shape[3], const T grid_origin[3],
+                    const T voxel_size[3], int64_t empty_label, T max_distance, T* distance,
+                    int64_t* hit_label, cudaStream_t stream) {
   const int64_t n = B * R;
-  if (n == 0) return cudaSuccess;
+  if (n == 0) return;
   GridParams grid{{shape[0], shape[1], shape[2]}};
   Vec3<T> go{{grid_origin[0], grid_origin[1], grid_origin[2]}};
   Vec3<T> vs{{voxel_size[0], voxel_size[1], voxel_size[2]}};
@@ -49,16 +49,15 @@ cudaError_t launch_raycast(const int64_t* labels, const T* origins, const T* dir
   raycast_kernel<T><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(
       labels, origins, directions, B, R, grid, go, vs, empty_label, max_distance, distance,
       hit_label);
-  return cudaGetLastError();
 }
 
-template cudaError_t launch_raycast<float>(const int64_t*, const float*, const float*, int64_t,
-                                           int64_t, const int64_t[3], const float[3],
-                                           const float[3], int64_t, float, float*, int64_t*,
-                                           cudaStream_t);
-template cudaError_t launch_raycast<double>(const int64_t*, const double*, const double*, int64_t,
-                                            int64_t, const int64_t[3], const double[3],
-                                            const double[3], int64_t, double, double*, int64_t*,
-                                            cudaStream_t);
+template void launch_raycast<float>(const int64_t*, const float*, const float*, int64_t,
+                                    int64_t, const int64_t[3], const float[3],
+                                    const float[3], int64_t, float, float*, int64_t*,
+                                    cudaStream_t);
+template void launch_raycast<double>(const int64_t*, const double*, const double*, int64_t,
+                                     int64_t, const int64_t[3], const double[3],
+                                     const double[3], int64_t, double, double*, int64_t*,
+                                     cudaStream_t);
 
 }  // namespace gaussocc

@@ -40,13 +40,12 @@ __global__ void snog_accept_kernel(const int32_t* __restrict__ candidates, int64
 
 }  // namespace
 
-cudaError_t snog_accept_cuda(const int32_t* candidates, int64_t B, int64_t T, int32_t* accepted,
-                             int32_t* count, int64_t P, int64_t patch_size, cudaStream_t stream) {
-  if (B == 0 || T == 0 || P == 0) return cudaSuccess;
+void snog_accept_cuda(const int32_t* candidates, int64_t B, int64_t T, int32_t* accepted,
+                      int32_t* count, int64_t P, int64_t patch_size, cudaStream_t stream) {
+  if (B == 0 || T == 0 || P == 0) return;
   const int64_t blocks = ceil_div(B, kWarpsPerBlock);
   snog_accept_kernel<<<static_cast<unsigned>(blocks), kWarpsPerBlock * kWarp, 0, stream>>>(
       candidates, B, T, accepted, count, static_cast<int32_t>(P), 2 * patch_size * patch_size);
-  return cudaGetLastError();
 }
 
 }  // namespace gaussocc

@@ -1,6 +1,7 @@
 // torch -> raw pointer adapter of the SNOG CUDA kernel.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -18,14 +19,12 @@ std::tuple<at::Tensor, at::Tensor> snog_accept_cuda_op(const at::Tensor& candida
   snog_check_inputs(candidates, positions, count, patch_size);
   TORCH_CHECK(candidates.is_cuda(), "snog_accept: expected CUDA tensors, got ", candidates.device());
   const c10::cuda::CUDAGuard guard(candidates.device());
-  const auto cand = candidates.contiguous();
-  auto out_pos = positions.contiguous().clone();
-  auto out_count = count.contiguous().clone();
-  const cudaError_t err = snog_accept_cuda(
-      cand.data_ptr<int32_t>(), cand.size(0), cand.size(1), out_pos.data_ptr<int32_t>(),
-      out_count.data_ptr<int32_t>(), out_pos.size(1), patch_size,
-      at::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, "snog_accept: CUDA launch failed: ", cudaGetErrorString(err));
+  auto out_pos = positions.clone();
+  auto out_count = count.clone();
+  snog_accept_cuda(candidates.data_ptr<int32_t>(), candidates.size(0), candidates.size(1),
+                   out_pos.data_ptr<int32_t>(), out_count.data_ptr<int32_t>(), out_pos.size(1), patch_size,
+                   at::cuda::getCurrentCUDAStream().stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out_pos, out_count};
 }
 

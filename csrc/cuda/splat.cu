@@ -12,7 +12,7 @@ namespace {
 
 using namespace splat;
 
-constexpr int kBlock = kMaxTileSize * kMaxTileSize;
+constexpr int kBlock = kTileSize * kTileSize;
 constexpr int kThreads1D = 256;
 
 inline unsigned blocks_for(int64_t n) { return (unsigned)((n + kThreads1D - 1) / kThreads1D); }
@@ -29,21 +29,8 @@ __global__ void project_forward_kernel(const T* means, const T* quats, const T* 
   if (i >= B * V * N) return;
   const int64_t n = i % N, bv = i / N, b = bv / V;
   const Camera<T> cam = load_camera(viewmats + bv * 16, Ks + bv * 9, width, height, ortho);
-  Projection<T> pr;
-  T* m2 = means2d + i * 2;
-  T* con = conics + i * 3;
-  int rad[2] = {0, 0};
-  bool ok = project(means + (b * N + n) * 3, quats + (b * N + n) * 4, scales + (b * N + n) * 3, cam, near, far, eps2d,
-                    m2, con, depths + i, &pr);
-  ok = ok && pixel_radius(pr.cov2d, opac[b * N + n], rad);
-  ok = ok && m2[0] + rad[0] > 0 && m2[0] - rad[0] < width && m2[1] + rad[1] > 0 && m2[1] - rad[1] < height;
-  if (!ok) {
-    m2[0] = m2[1] = T(0);
-    con[0] = con[1] = con[2] = T(0);
-    rad[0] = rad[1] = 0;
-  }
-  radii[i * 2] = rad[0];
-  radii[i * 2 + 1] = rad[1];
+  project_and_cull(means + (b * N + n) * 3, quats + (b * N + n) * 4, scales + (b * N + n) * 3, opac[b * N + n], cam,
+                   near, far, eps2d, means2d + i * 2, conics + i * 3, depths + i, radii + i * 2);
 }
 
 template <typename T>
@@ -71,22 +58,13 @@ __global__ void project_backward_kernel(const T* means, const T* quats, const T*
 // Binning
 
 template <typename T>
-__device__ bool tile_rect(const T* m2, const int32_t* rad, const TileShape& s, int64_t* r) {
-  if (rad[0] == 0 && rad[1] == 0) return false;
-  const T ts = T(s.tile_size);
-  r[0] = max((int64_t)0, (int64_t)floor((m2[0] - rad[0] - T(0.5)) / ts));
-  r[1] = min(s.tiles_x, (int64_t)floor((m2[0] + rad[0] + T(0.5)) / ts) + 1);
-  r[2] = max((int64_t)0, (int64_t)floor((m2[1] - rad[1] - T(0.5)) / ts));
-  r[3] = min(s.tiles_y, (int64_t)floor((m2[1] + rad[1] + T(0.5)) / ts) + 1);
-  return r[0] < r[1] && r[2] < r[3];
-}
-
-template <typename T>
 __global__ void count_tiles_kernel(const T* means2d, const int32_t* radii, TileShape s, int32_t* counts) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= s.images * s.N) return;
   int64_t r[4];
-  counts[i] = tile_rect(means2d + i * 2, radii + i * 2, s, r) ? (int32_t)((r[1] - r[0]) * (r[3] - r[2])) : 0;
+  counts[i] = tile_rect(means2d + i * 2, radii + i * 2, s.tile_size, s.tiles_x, s.tiles_y, r)
+                  ? (int32_t)((r[1] - r[0]) * (r[3] - r[2]))
+                  : 0;
 }
 
 // The depth as unsigned bits whose order is the order of the depths: the sign bit set on
@@ -128,7 +106,7 @@ __global__ void emit_kernel(const T* means2d, const int32_t* radii, const int32_
   if (j >= s.images * s.N) return;
   const int64_t i = order[j];
   int64_t r[4];
-  if (!tile_rect(means2d + i * 2, radii + i * 2, s, r)) return;
+  if (!tile_rect(means2d + i * 2, radii + i * 2, s.tile_size, s.tiles_x, s.tiles_y, r)) return;
   const int64_t img = i / s.N;
   const int32_t n = (int32_t)(i % s.N);
   int64_t out = (j == 0 ? 0 : cum[j - 1]);

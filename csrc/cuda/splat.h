@@ -10,8 +10,8 @@
 namespace gaussocc {
 namespace cuda {
 
-constexpr int kMaxTileSize = 16;  // a tile is one thread block of tile_size^2 <= 256 threads
-
+// The tile grid of one launch; tile_size is splat::kTileSize (gaussocc/splat_math.h): a tile is
+// one thread block of tile_size^2 = 256 threads.
 struct TileShape {
   int64_t images, N;
   int width, height, tile_size;

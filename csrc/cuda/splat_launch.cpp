@@ -5,14 +5,12 @@
 #include <torch/library.h>
 
 #include "cuda/splat.h"
-#include "ops/splat_checks.h"
+#include "ops/splat.h"
 
 namespace gaussocc {
 namespace {
 
-cuda::TileShape tile_shape(int64_t images, int64_t N, int64_t width, int64_t height, int64_t tile_size) {
-  TORCH_CHECK(tile_size == cuda::kMaxTileSize, "the CUDA rasterizer uses tile_size ", cuda::kMaxTileSize,
-              ", got ", tile_size);
+cuda::TileShape tile_shape(int64_t images, int64_t N, int64_t height, int64_t width, int64_t tile_size) {
   cuda::TileShape s;
   s.images = images;
   s.N = N;
@@ -28,10 +26,9 @@ cuda::TileShape tile_shape(int64_t images, int64_t N, int64_t width, int64_t hei
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cuda(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& opacities,
-    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height, double near, double far,
+    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t height, int64_t width, double near, double far,
     double eps2d, bool ortho) {
-  const auto sz = check_project_inputs(means, quats, scales, viewmats, Ks);
-  check_input(opacities, "opacities", {sz.B, sz.N}, means.scalar_type(), means.device());
+  const auto sz = check_project_inputs(means, quats, scales, opacities, viewmats, Ks, height, width);
   const c10::cuda::CUDAGuard guard(means.device());
   auto means2d = at::empty({sz.B, sz.V, sz.N, 2}, means.options());
   auto conics = at::empty({sz.B, sz.V, sz.N, 3}, means.options());
@@ -53,9 +50,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cud
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cuda(
     const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales, const at::Tensor& viewmats,
     const at::Tensor& Ks, const at::Tensor& radii, const at::Tensor& g_means2d, const at::Tensor& g_conics,
-    const at::Tensor& g_depths, int64_t width, int64_t height, double eps2d, bool ortho) {
+    const at::Tensor& g_depths, int64_t height, int64_t width, double eps2d, bool ortho) {
   const auto sz = check_project_backward_inputs(means, quats, scales, viewmats, Ks, radii, g_means2d, g_conics,
-                                                g_depths);
+                                                g_depths, height, width);
   const auto dt = means.scalar_type();
   const c10::cuda::CUDAGuard guard(means.device());
   auto g_means = at::empty_like(means);
@@ -77,11 +74,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cuda(
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_cuda(
     const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& radii,
-    const at::Tensor& opacities, const at::Tensor& features, int64_t width, int64_t height, int64_t tile_size) {
-  const auto sz = check_raster_inputs(means2d, conics, depths, opacities, features, width, height, tile_size);
-  check_input(radii, "radii", {sz.B, sz.V, sz.N, 2}, at::kInt, means2d.device());
+    const at::Tensor& opacities, const at::Tensor& features, int64_t height, int64_t width, int64_t tile_size) {
+  const auto sz = check_raster_inputs(means2d, conics, depths, radii, opacities, features, height, width, tile_size);
   const c10::cuda::CUDAGuard guard(means2d.device());
-  const auto s = tile_shape(sz.B * sz.V, sz.N, width, height, tile_size);
+  const auto s = tile_shape(sz.B * sz.V, sz.N, height, width, tile_size);
   auto opts = means2d.options();
   auto stream = at::cuda::getCurrentCUDAStream().stream();
   auto out_feat = at::empty({sz.B, sz.V, height, width, sz.C}, opts);
@@ -164,11 +160,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& opacities,
     const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
     const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
-    int64_t width, int64_t height, int64_t tile_size) {
+    int64_t height, int64_t width, int64_t tile_size) {
   const auto sz = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids, offsets,
-                                               ids, g_feat, g_depth, g_alpha, width, height, tile_size);
+                                               ids, g_feat, g_depth, g_alpha, height, width, tile_size);
   const c10::cuda::CUDAGuard guard(means2d.device());
-  const auto s = tile_shape(sz.B * sz.V, sz.N, width, height, tile_size);
+  const auto s = tile_shape(sz.B * sz.V, sz.N, height, width, tile_size);
   const auto dt = means2d.scalar_type();
   auto g_means2d = at::zeros_like(means2d);
   auto g_conics = at::zeros_like(conics);

@@ -13,59 +13,39 @@
 
 #include <torch/library.h>
 
+#include "ops/checks.h"
+
 namespace gaussocc {
-
-namespace {
-
-void check_shape(const char* name, const at::Tensor& t, at::IntArrayRef shape) {
-  TORCH_CHECK(t.sizes() == shape, "soft_gated_lift: ", name, " must have shape ", shape, ", got ",
-              t.sizes());
-}
-
-}  // namespace
 
 void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& depth,
                                   const at::Tensor& ref_points, const at::Tensor& d_proj,
                                   const at::Tensor& valid, const at::Tensor& offsets,
                                   const at::Tensor& attn, const at::Tensor& alpha,
                                   const at::Tensor& sigma) {
-  TORCH_CHECK(features.dim() == 4, "soft_gated_lift: features must be [B, H, W, C], got ",
-              features.sizes());
-  TORCH_CHECK(offsets.dim() == 4 && offsets.size(3) == 2,
-              "soft_gated_lift: offsets must be [B, Q, K, 2], got ", offsets.sizes());
-  const int64_t B = features.size(0), H = features.size(1), W = features.size(2);
+  const char* op = "soft_gated_lift";
+  check_dim(op, features, "features", 4, "[B, H, W, C]");
+  check_dim(op, offsets, "offsets", 4, "[B, Q, K, 2]");
+  check_float_dtype(op, features, "features");
+  const int64_t B = features.size(0), H = features.size(1), W = features.size(2), C = features.size(3);
   const int64_t Q = offsets.size(1), K = offsets.size(2);
-  check_shape("depth", depth, {B, H, W});
-  check_shape("ref_points", ref_points, {B, Q, 2});
-  check_shape("d_proj", d_proj, {B, Q});
-  check_shape("valid", valid, {B, Q});
-  check_shape("offsets", offsets, {B, Q, K, 2});
-  check_shape("attn", attn, {B, Q, K});
-  TORCH_CHECK(alpha.numel() == 1 && sigma.numel() == 1,
-              "soft_gated_lift: alpha and sigma must hold one value each");
-  TORCH_CHECK(valid.scalar_type() == at::kBool, "soft_gated_lift: valid must be bool");
-  const auto dtype = features.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
-              "soft_gated_lift: features must be float32 or float64, got ", dtype);
-  const at::Tensor* floats[] = {&depth, &ref_points, &d_proj, &offsets, &attn, &alpha, &sigma};
-  for (const at::Tensor* t : floats)
-    TORCH_CHECK(t->scalar_type() == dtype, "soft_gated_lift: all inputs must be ", dtype);
-  const at::Tensor* all[] = {&features, &depth, &ref_points, &d_proj, &valid,
-                             &offsets,  &attn,  &alpha,      &sigma};
-  for (const at::Tensor* t : all) {
-    TORCH_CHECK(t->device() == features.device(), "soft_gated_lift: all inputs must be on ",
-                features.device());
-    TORCH_CHECK(t->is_contiguous(), "soft_gated_lift: inputs must be contiguous");
-  }
+  const auto dt = features.scalar_type();
+  const auto dev = features.device();
+  check_tensor(op, features, "features", {B, H, W, C}, dt, dev);
+  check_tensor(op, depth, "depth", {B, H, W}, dt, dev);
+  check_tensor(op, ref_points, "ref_points", {B, Q, 2}, dt, dev);
+  check_tensor(op, d_proj, "d_proj", {B, Q}, dt, dev);
+  check_tensor(op, valid, "valid", {B, Q}, at::kBool, dev);
+  check_tensor(op, offsets, "offsets", {B, Q, K, 2}, dt, dev);
+  check_tensor(op, attn, "attn", {B, Q, K}, dt, dev);
+  TORCH_CHECK(alpha.numel() == 1 && sigma.numel() == 1, op, ": alpha and sigma must hold one value each");
+  check_tensor(op, alpha, "alpha", alpha.sizes(), dt, dev);
+  check_tensor(op, sigma, "sigma", sigma.sizes(), dt, dev);
 }
 
 void check_soft_gated_lift_grad(const at::Tensor& grad_out, const at::Tensor& features,
                                 const at::Tensor& offsets) {
-  check_shape("grad_out", grad_out, {features.size(0), offsets.size(1), features.size(3)});
-  TORCH_CHECK(grad_out.scalar_type() == features.scalar_type(),
-              "soft_gated_lift_backward: grad_out must be ", features.scalar_type());
-  TORCH_CHECK(grad_out.device() == features.device() && grad_out.is_contiguous(),
-              "soft_gated_lift_backward: grad_out must be contiguous on ", features.device());
+  check_tensor("soft_gated_lift_backward", grad_out, "grad_out",
+               {features.size(0), offsets.size(1), features.size(3)}, features.scalar_type(), features.device());
 }
 
 }  // namespace gaussocc

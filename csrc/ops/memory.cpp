@@ -6,22 +6,9 @@
 
 #include <cmath>
 
+#include "ops/checks.h"
+
 namespace gaussocc {
-namespace {
-
-void check_rows(const char* name, const at::Tensor& t, int64_t rows, int64_t cols, at::ScalarType dtype,
-                const at::Tensor& like) {
-  const bool shape_ok = cols < 0 ? (t.dim() == 1 && t.size(0) == rows)
-                                 : (t.dim() == 2 && t.size(0) == rows && t.size(1) == cols);
-  TORCH_CHECK(shape_ok, "memory_fuse: ", name, " must be [", rows, cols < 0 ? "" : ", ",
-              cols < 0 ? "" : std::to_string(cols), "], got ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == dtype, "memory_fuse: ", name, " must be ", dtype, ", got ", t.scalar_type());
-  TORCH_CHECK(t.device() == like.device(), "memory_fuse: ", name, " is on ", t.device(), " but means on ",
-              like.device());
-  TORCH_CHECK(t.is_contiguous(), "memory_fuse: ", name, " must be contiguous");
-}
-
-}  // namespace
 
 void check_memory_fuse_inputs(const at::Tensor& means, const at::Tensor& scales, const at::Tensor& quats,
                               const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& confidence,
@@ -31,35 +18,56 @@ void check_memory_fuse_inputs(const at::Tensor& means, const at::Tensor& scales,
                               const at::Tensor& new_confidence, const at::Tensor& new_tags, const at::Tensor& targets,
                               const at::Tensor& offsets, const at::Tensor& pair_new, const at::Tensor& coef,
                               double gamma) {
-  TORCH_CHECK(means.dim() == 2, "memory_fuse: means must be [cap, 3], got ", means.sizes());
+  const char* op = "memory_fuse";
+  check_dim(op, means, "means", 2, "[cap, 3]");
+  check_dim(op, features, "features", 2, "[cap, C]");
+  check_dim(op, new_means, "new_means", 2, "[n, 3]");
+  check_float_dtype(op, means, "means");
   const at::ScalarType T = means.scalar_type();
-  TORCH_CHECK(T == at::kFloat || T == at::kDouble, "memory_fuse: float32 or float64 memory expected, got ", T);
-  TORCH_CHECK(features.dim() == 2, "memory_fuse: features must be [cap, C], got ", features.sizes());
+  const auto dev = means.device();
   const int64_t cap = means.size(0), C = features.size(1), n = new_means.size(0);
-  check_rows("means", means, cap, 3, T, means);
-  check_rows("scales", scales, cap, 3, T, means);
-  check_rows("quats", quats, cap, 4, T, means);
-  check_rows("opacities", opacities, cap, -1, T, means);
-  check_rows("features", features, cap, C, T, means);
-  check_rows("confidence", confidence, cap, -1, T, means);
-  check_rows("observations", observations, cap, -1, at::kLong, means);
-  check_rows("last_seen", last_seen, cap, -1, at::kLong, means);
-  check_rows("tags", tags, cap, -1, at::kBool, means);
-  check_rows("new_means", new_means, n, 3, T, means);
-  check_rows("new_scales", new_scales, n, 3, T, means);
-  check_rows("new_quats", new_quats, n, 4, T, means);
-  check_rows("new_opacities", new_opacities, n, -1, T, means);
-  check_rows("new_features", new_features, n, C, T, means);
-  check_rows("new_confidence", new_confidence, n, -1, T, means);
-  check_rows("new_tags", new_tags, n, -1, at::kBool, means);
+  check_tensor(op, means, "means", {cap, 3}, T, dev);
+  check_tensor(op, scales, "scales", {cap, 3}, T, dev);
+  check_tensor(op, quats, "quats", {cap, 4}, T, dev);
+  check_tensor(op, opacities, "opacities", {cap}, T, dev);
+  check_tensor(op, features, "features", {cap, C}, T, dev);
+  check_tensor(op, confidence, "confidence", {cap}, T, dev);
+  check_tensor(op, observations, "observations", {cap}, at::kLong, dev);
+  check_tensor(op, last_seen, "last_seen", {cap}, at::kLong, dev);
+  check_tensor(op, tags, "tags", {cap}, at::kBool, dev);
+  check_tensor(op, new_means, "new_means", {n, 3}, T, dev);
+  check_tensor(op, new_scales, "new_scales", {n, 3}, T, dev);
+  check_tensor(op, new_quats, "new_quats", {n, 4}, T, dev);
+  check_tensor(op, new_opacities, "new_opacities", {n}, T, dev);
+  check_tensor(op, new_features, "new_features", {n, C}, T, dev);
+  check_tensor(op, new_confidence, "new_confidence", {n}, T, dev);
+  check_tensor(op, new_tags, "new_tags", {n}, at::kBool, dev);
   const int64_t num_targets = targets.numel();
-  check_rows("targets", targets, num_targets, -1, at::kLong, means);
-  check_rows("offsets", offsets, num_targets + 1, -1, at::kLong, means);
-  check_rows("pair_new", pair_new, pair_new.numel(), -1, at::kLong, means);
-  TORCH_CHECK(coef.numel() == 0 || coef.numel() == num_targets, "memory_fuse: coef must be empty or [",
-              num_targets, "], got ", coef.sizes());
-  if (coef.numel()) check_rows("coef", coef, num_targets, -1, T, means);
-  TORCH_CHECK(std::isfinite(gamma) && gamma > 0 && gamma < 1, "memory_fuse: gamma must lie in (0, 1), got ", gamma);
+  check_tensor(op, targets, "targets", {num_targets}, at::kLong, dev);
+  check_tensor(op, offsets, "offsets", {num_targets + 1}, at::kLong, dev);
+  check_tensor(op, pair_new, "pair_new", {pair_new.numel()}, at::kLong, dev);
+  TORCH_CHECK(coef.numel() == 0 || coef.numel() == num_targets, op, ": coef must be empty or [", num_targets,
+              "], got ", coef.sizes());
+  if (coef.numel()) check_tensor(op, coef, "coef", {num_targets}, T, dev);
+  TORCH_CHECK(std::isfinite(gamma) && gamma > 0 && gamma < 1, op, ": gamma must lie in (0, 1), got ", gamma);
+}
+
+void check_memory_evict_heap_inputs(const at::Tensor& heap, const at::Tensor& heap_pos, const at::Tensor& heap_size,
+                                    const at::Tensor& confidence, const at::Tensor& last_seen,
+                                    const at::Tensor& removed, const at::Tensor& added, int64_t pop) {
+  const char* op = "memory_evict_heap";
+  check_dim(op, heap, "heap", 1, "[cap]");
+  check_float_dtype(op, confidence, "confidence");
+  const int64_t cap = heap.numel();
+  const at::Device cpu(at::kCPU);
+  check_tensor(op, heap, "heap", {cap}, at::kLong, cpu);
+  check_tensor(op, heap_pos, "heap_pos", {cap}, at::kLong, cpu);
+  check_tensor(op, heap_size, "heap_size", {1}, at::kLong, cpu);
+  check_tensor(op, confidence, "confidence", {cap}, confidence.scalar_type(), cpu);
+  check_tensor(op, last_seen, "last_seen", {cap}, at::kLong, cpu);
+  check_tensor(op, removed, "removed", {removed.numel()}, at::kLong, cpu);
+  check_tensor(op, added, "added", {added.numel()}, at::kLong, cpu);
+  TORCH_CHECK(pop >= 0, op, ": pop must be >= 0, got ", pop);
 }
 
 }  // namespace gaussocc

@@ -17,6 +17,13 @@ void check_memory_fuse_inputs(const at::Tensor& means, const at::Tensor& scales,
                               const at::Tensor& offsets, const at::Tensor& pair_new, const at::Tensor& coef,
                               double gamma);
 
+// The eviction heap's state and arguments (see ops/memory.cpp): heap, heap_pos [cap], heap_size [1],
+// last_seen [cap], removed [r], added [a] int64 and confidence [cap] float32/float64, contiguous CPU
+// tensors; pop >= 0.
+void check_memory_evict_heap_inputs(const at::Tensor& heap, const at::Tensor& heap_pos, const at::Tensor& heap_size,
+                                    const at::Tensor& confidence, const at::Tensor& last_seen,
+                                    const at::Tensor& removed, const at::Tensor& added, int64_t pop);
+
 // The raw pointers of one memory_fuse call (checked tensors, memory dtype T).
 template <typename T>
 FuseArgs<T> memory_fuse_args(const at::Tensor& means, const at::Tensor& scales, const at::Tensor& quats,

@@ -3,28 +3,27 @@
 
 #include <torch/library.h>
 
+#include <limits>
+
 #include "gaussocc/radius_math.h"
+#include "ops/checks.h"
 
 namespace gaussocc {
 
-void check_radius_inputs(const at::Tensor& queries, const at::Tensor& points, double radius,
-                         int64_t max_neighbors, double cell_size) {
-  TORCH_CHECK(queries.dim() == 3 && queries.size(2) == 3, "radius_neighbors: queries must be [B, M, 3], got ",
-              queries.sizes());
-  TORCH_CHECK(points.dim() == 3 && points.size(2) == 3, "radius_neighbors: points must be [B, N, 3], got ",
-              points.sizes());
-  TORCH_CHECK(queries.size(0) == points.size(0), "radius_neighbors: queries and points must share B, got ",
-              queries.size(0), " and ", points.size(0));
-  TORCH_CHECK(queries.scalar_type() == points.scalar_type(),
-              "radius_neighbors: queries and points must share a dtype, got ", queries.scalar_type(), " and ",
-              points.scalar_type());
-  TORCH_CHECK(queries.scalar_type() == at::kFloat || queries.scalar_type() == at::kDouble,
-              "radius_neighbors: float32 or float64 inputs expected, got ", queries.scalar_type());
-  TORCH_CHECK(queries.device() == points.device(), "radius_neighbors: queries and points on different devices");
-  TORCH_CHECK(std::isfinite(radius) && radius >= 0, "radius_neighbors: radius must be finite and >= 0, got ",
-              radius);
-  TORCH_CHECK(std::isfinite(cell_size), "radius_neighbors: cell_size must be finite, got ", cell_size);
-  TORCH_CHECK(max_neighbors >= 0, "radius_neighbors: max_neighbors must be >= 0, got ", max_neighbors);
+std::tuple<at::Tensor, at::Tensor> radius_neighbors_outputs(const at::Tensor& queries, const at::Tensor& points,
+                                                             double radius, int64_t max_neighbors, double cell_size) {
+  const char* op = "radius_neighbors";
+  check_dim(op, queries, "queries", 3, "[B, M, 3]");
+  check_dim(op, points, "points", 3, "[B, N, 3]");
+  check_float_dtype(op, queries, "queries");
+  const int64_t B = queries.size(0), M = queries.size(1), N = points.size(1);
+  check_tensor(op, queries, "queries", {B, M, 3}, queries.scalar_type(), queries.device());
+  check_tensor(op, points, "points", {B, N, 3}, queries.scalar_type(), queries.device());
+  TORCH_CHECK(std::isfinite(radius) && radius >= 0, op, ": radius must be finite and >= 0, got ", radius);
+  TORCH_CHECK(std::isfinite(cell_size), op, ": cell_size must be finite, got ", cell_size);
+  TORCH_CHECK(max_neighbors >= 0, op, ": max_neighbors must be >= 0, got ", max_neighbors);
+  return {at::full({B, M, max_neighbors}, -1, queries.options().dtype(at::kLong)),
+          at::full({B, M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options())};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> build_radius_grid(const at::Tensor& points, double radius,

@@ -8,15 +8,15 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/checks.h"
+
 namespace gaussocc {
 namespace {
 
-void check_index_tensor(const char* op, const char* name, const at::Tensor& t, const at::Tensor& points) {
-  TORCH_CHECK(t.dim() == 1, op, ": ", name, " must be 1-D, got ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", name, " must be int64, got ", t.scalar_type());
-  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
-  TORCH_CHECK(t.device() == points.device(), op, ": ", name, " is on ", t.device(), " but points on ",
-              points.device());
+// A 1-D int64 index array on the device of `points`.
+void check_index_array(const char* op, const char* name, const at::Tensor& t, const at::Tensor& points) {
+  check_dim(op, t, name, 1, "1-D");
+  check_tensor(op, t, name, {t.size(0)}, at::kLong, points.device());
 }
 
 }  // namespace
@@ -24,15 +24,14 @@ void check_index_tensor(const char* op, const char* name, const at::Tensor& t, c
 void check_radius_index_state(const char* op, const at::Tensor& table_keys, const at::Tensor& table_heads,
                               const at::Tensor& node_slot, const at::Tensor& node_next,
                               const at::Tensor& slot_node, const at::Tensor& points, double cell_size) {
-  TORCH_CHECK(points.dim() == 2 && points.size(1) == 3, op, ": points must be [P, 3], got ", points.sizes());
-  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble, op,
-              ": points must be float32 or float64, got ", points.scalar_type());
-  TORCH_CHECK(points.is_contiguous(), op, ": points must be contiguous");
-  check_index_tensor(op, "table_keys", table_keys, points);
-  check_index_tensor(op, "table_heads", table_heads, points);
-  check_index_tensor(op, "node_slot", node_slot, points);
-  check_index_tensor(op, "node_next", node_next, points);
-  check_index_tensor(op, "slot_node", slot_node, points);
+  check_dim(op, points, "points", 2, "[P, 3]");
+  check_float_dtype(op, points, "points");
+  check_tensor(op, points, "points", {points.size(0), 3}, points.scalar_type(), points.device());
+  check_index_array(op, "table_keys", table_keys, points);
+  check_index_array(op, "table_heads", table_heads, points);
+  check_index_array(op, "node_slot", node_slot, points);
+  check_index_array(op, "node_next", node_next, points);
+  check_index_array(op, "slot_node", slot_node, points);
   const int64_t S = table_keys.numel();
   TORCH_CHECK(S > 0 && (S & (S - 1)) == 0, op, ": the table size must be a power of two, got ", S);
   TORCH_CHECK(table_heads.numel() == S, op, ": table_heads must have ", S, " entries, got ", table_heads.numel());
@@ -46,11 +45,10 @@ void check_radius_index_state(const char* op, const at::Tensor& table_keys, cons
 void check_radius_index_insert(const at::Tensor& slot_cell, const at::Tensor& node_count,
                                const at::Tensor& slot_node, const at::Tensor& slots) {
   const char* op = "radius_index_insert";
-  check_index_tensor(op, "slot_cell", slot_cell, slot_node);
-  check_index_tensor(op, "node_count", node_count, slot_node);
-  check_index_tensor(op, "slots", slots, slot_node);
-  TORCH_CHECK(slot_cell.numel() == slot_node.numel(), op, ": slot_cell and slot_node must have one size");
-  TORCH_CHECK(node_count.numel() == 1, op, ": node_count must have one entry");
+  check_index_array(op, "slot_cell", slot_cell, slot_node);
+  check_index_array(op, "slots", slots, slot_node);
+  check_tensor(op, slot_cell, "slot_cell", {slot_node.numel()}, at::kLong, slot_node.device());
+  check_tensor(op, node_count, "node_count", {1}, at::kLong, slot_node.device());
 }
 
 std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& table_keys,
@@ -61,13 +59,11 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& 
                                                                double radius, int64_t max_neighbors) {
   const char* op = "radius_index_query";
   check_radius_index_state(op, table_keys, table_heads, node_slot, node_next, slot_node, points, cell_size);
-  TORCH_CHECK(queries.dim() == 2 && queries.size(1) == 3, op, ": queries must be [M, 3], got ", queries.sizes());
-  TORCH_CHECK(queries.scalar_type() == points.scalar_type(), op, ": queries and points must share a dtype, got ",
-              queries.scalar_type(), " and ", points.scalar_type());
-  TORCH_CHECK(queries.device() == points.device(), op, ": queries and points on different devices");
+  check_dim(op, queries, "queries", 2, "[M, 3]");
+  const int64_t M = queries.size(0);
+  check_tensor(op, queries, "queries", {M, 3}, points.scalar_type(), points.device());
   TORCH_CHECK(std::isfinite(radius) && radius >= 0, op, ": radius must be finite and >= 0, got ", radius);
   TORCH_CHECK(max_neighbors >= 0, op, ": max_neighbors must be >= 0, got ", max_neighbors);
-  const int64_t M = queries.size(0);
   return {at::full({M, max_neighbors}, -1, queries.options().dtype(at::kLong)),
           at::full({M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options())};
 }

@@ -6,6 +6,7 @@ occupancy prediction.
 """
 
 from gaussocc_ops import cameras, losses, metrics
+from gaussocc_ops._checks import set_value_checks, value_checks
 from gaussocc_ops._ext import build_info
 from gaussocc_ops.accumulate import OccupancyOutput, gaussians_to_occupancy
 from gaussocc_ops.confidence import hybrid_confidence
@@ -70,8 +71,10 @@ __all__ = [
     "ray_directions",
     "ray_volumetric_sample",
     "raycast",
+    "set_value_checks",
     "snog_sample",
     "soft_gated_lift",
     "splat",
+    "value_checks",
     "voxels_to_gaussians",
 ]

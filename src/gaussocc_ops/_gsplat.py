@@ -8,6 +8,8 @@ the background is added by the caller, as for our kernels.
 
 from __future__ import annotations
 
+from gaussocc_ops.constants import TILE_SIZE
+
 EXTRA_HINT = "pip install 'gaussocc-ops[gsplat]'"
 
 
@@ -31,9 +33,10 @@ def _rasterization():
 
 
 def splat(
-    means, quats, scales, opacities, features, viewmats, Ks, width, height, near, far, eps2d, ortho
+    means, quats, scales, opacities, features, viewmats, Ks, height, width, near, far, eps2d, ortho
 ):
-    """Flattened inputs as in ``reference.splat.splat``; returns (features, depth, alpha)."""
+    """Flattened inputs (``[B, N, ...]`` Gaussians, ``[B, V, ...]`` cameras) as the splatting ops
+    take them; returns (features, accumulated depth, alpha)."""
     rasterization = _rasterization()
     C = features.shape[-1]
     dtype = means.dtype
@@ -47,7 +50,7 @@ def splat(
             far_plane=far,
             eps2d=eps2d,
             packed=False,
-            tile_size=16,
+            tile_size=TILE_SIZE,
             render_mode="RGB+D",
             rasterize_mode="classic",
             camera_model="ortho" if ortho else "pinhole",

@@ -9,28 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gaussocc_ops._checks import check_float, check_same_device, check_tensor, describe
-
-
-def _as_scalar(name: str, value, like: torch.Tensor) -> torch.Tensor:
-    """A python number or a one-element tensor as a 0-dim tensor of ``like``'s dtype/device."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(
-                f"{name} must be a number or a one-element tensor, got {describe(value)}"
-            )
-        check_float(name, value)
-        if value.device != like.device:
-            raise ValueError(f"{name} is on {value.device} but the inputs are on {like.device}")
-        return value.reshape(()).to(like.dtype)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float or a tensor, got {type(value).__name__}")
-    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
-
-
-def _check_positive_sigma(sigma: torch.Tensor) -> None:
-    if not bool(sigma.detach() > 0):
-        raise ValueError(f"sigma must be > 0, got {sigma.item()}")
+from gaussocc_ops._checks import (
+    as_scalar,
+    check_float,
+    check_int,
+    check_number,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    describe,
+)
 
 
 def gaussian_depth_gate(
@@ -72,9 +60,9 @@ def gaussian_depth_gate(
         ) from None
     dtype = torch.float64 if torch.float64 in (d_proj.dtype, d_pred.dtype) else torch.float32
     like = d_proj.to(dtype)
-    alpha_t = _as_scalar("alpha", alpha, like)
-    sigma_t = _as_scalar("sigma", sigma, like)
-    _check_positive_sigma(sigma_t)
+    alpha_t = as_scalar("alpha", alpha, like)
+    sigma_t = as_scalar("sigma", sigma, like)
+    check_positive("sigma", sigma_t)
     r = like - d_pred.to(dtype)
     return alpha_t * torch.exp(-(r * r) / (2.0 * sigma_t * sigma_t))
 
@@ -89,24 +77,35 @@ class GaussianDepthGate(nn.Module):
         alpha: initial scale (default 1).
         sigma: initial tolerance in metres (default 0.5, SGR-OCC's value).
 
+    Shape:
+        ``forward(d_proj [...], d_pred [...])`` (broadcastable) → the broadcast shape.
+
     Example:
         >>> gate = GaussianDepthGate()
+        >>> gate
+        GaussianDepthGate(alpha=1, sigma=0.5)
         >>> gate(torch.tensor([3.0]), torch.tensor([3.0]))
         tensor([1.], grad_fn=<MulBackward0>)
     """
 
     def __init__(self, alpha: float = 1.0, sigma: float = 0.5) -> None:
         super().__init__()
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
-        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+        alpha = check_number("alpha", alpha)
+        sigma = check_number("sigma", sigma, minimum=0.0, strict=True)
+        self.alpha = nn.Parameter(torch.tensor(alpha))
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
 
     @property
     def sigma(self) -> torch.Tensor:
+        """``exp(log_sigma)``, 0-dim."""
         return self.log_sigma.exp()
 
+    def extra_repr(self) -> str:
+        with torch.no_grad():
+            return f"alpha={self.alpha.item():.4g}, sigma={self.sigma.item():.4g}"
+
     def forward(self, d_proj: torch.Tensor, d_pred: torch.Tensor) -> torch.Tensor:
+        """The gate of ``d_proj`` against ``d_pred`` (see :func:`gaussian_depth_gate`)."""
         return gaussian_depth_gate(d_proj, d_pred, self.alpha, self.sigma)
 
 
@@ -144,10 +143,7 @@ def inverse_depth_align(
     check_float("prior_depth", prior_depth)
     check_float("residual", residual)
     check_same_device(prior_depth=prior_depth, residual=residual)
-    if not (0 < min_depth < max_depth < math.inf):
-        raise ValueError(f"need 0 < min_depth < max_depth < inf, got {min_depth}, {max_depth}")
-    if not (eps >= 0 and eps < 1.0 / max_depth):
-        raise ValueError(f"eps must be in [0, 1/max_depth), got {eps}")
+    _check_depth_range(eps, min_depth, max_depth)
     try:
         torch.broadcast_shapes(prior_depth.shape, residual.shape)
     except RuntimeError:
@@ -174,10 +170,16 @@ class InverseDepthAlignment(nn.Module):
         kernel_size: odd convolution size (default 3, "same" padding).
         eps, min_depth, max_depth: as in :func:`inverse_depth_align`.
 
-    Shapes: ``features [B, C_in, h, w]``, ``prior_depth [B, 1, H, W]`` → ``[B, 1, H, W]``.
+    Shape:
+        ``forward(features [B, C_in, h, w], prior_depth [B, 1, H, W])`` → ``[B, 1, H, W]``.
 
     Example:
         >>> align = InverseDepthAlignment(16)
+        >>> align
+        InverseDepthAlignment(
+          in_channels=16, kernel_size=3, eps=1e-08, min_depth=0.1, max_depth=80.0
+          (head): Conv2d(16, 1, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        )
         >>> out = align(torch.randn(2, 16, 24, 80), torch.full((2, 1, 96, 320), 10.0))
         >>> out.shape, round(out.max().item(), 4)
         (torch.Size([2, 1, 96, 320]), 10.0)
@@ -193,14 +195,25 @@ class InverseDepthAlignment(nn.Module):
         max_depth: float = 80.0,
     ) -> None:
         super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
+        check_int("in_channels", in_channels, 1)
+        check_int("kernel_size", kernel_size, 1)
+        if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
+        _check_depth_range(eps, min_depth, max_depth)
+        self.in_channels, self.kernel_size = in_channels, kernel_size
         self.head = nn.Conv2d(in_channels, 1, kernel_size, padding=kernel_size // 2)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.eps, self.min_depth, self.max_depth = eps, min_depth, max_depth
+        self.eps, self.min_depth, self.max_depth = float(eps), float(min_depth), float(max_depth)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, kernel_size={self.kernel_size}, eps={self.eps}, "
+            f"min_depth={self.min_depth}, max_depth={self.max_depth}"
+        )
 
     def forward(self, features: torch.Tensor, prior_depth: torch.Tensor) -> torch.Tensor:
+        """The aligned depth (shapes in the class docstring)."""
         check_tensor("features", features, min_dim=4)
         check_tensor("prior_depth", prior_depth, min_dim=4)
         if prior_depth.dim() != 4 or prior_depth.shape[1] != 1:
@@ -231,10 +244,13 @@ class IdentityInitFusion(nn.Module):
         channels: feature channels ``C`` of ``F_curr`` (and of the output).
         hist_channels: channels of ``F_hist`` (default ``channels``).
 
-    Shapes: ``f_hist [..., C_hist]``, ``f_curr [..., C]`` → ``[..., C]``.
+    Shape:
+        ``forward(f_hist [..., C_hist], f_curr [..., C])`` → ``[..., C]``.
 
     Example:
         >>> fuse = IdentityInitFusion(8)
+        >>> fuse
+        IdentityInitFusion(channels=8, hist_channels=8)
         >>> cur = torch.randn(4, 8)
         >>> torch.equal(fuse(torch.randn(4, 8), cur), cur)
         True
@@ -242,9 +258,9 @@ class IdentityInitFusion(nn.Module):
 
     def __init__(self, channels: int, hist_channels: int | None = None) -> None:
         super().__init__()
+        check_int("channels", channels, 1)
         hist_channels = channels if hist_channels is None else hist_channels
-        if channels < 1 or hist_channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels} and {hist_channels}")
+        check_int("hist_channels", hist_channels, 1)
         self.weight_hist = nn.Parameter(torch.zeros(channels, hist_channels))
         self.delta_curr = nn.Parameter(torch.zeros(channels, channels))
         self.bias = nn.Parameter(torch.zeros(channels))
@@ -256,7 +272,12 @@ class IdentityInitFusion(nn.Module):
                         device=self.delta_curr.device)
         return eye + self.delta_curr
 
+    def extra_repr(self) -> str:
+        C, C_hist = self.weight_hist.shape
+        return f"channels={C}, hist_channels={C_hist}"
+
     def forward(self, f_hist: torch.Tensor, f_curr: torch.Tensor) -> torch.Tensor:
+        """``F_curr + delta_c F_curr + W_h F_hist + b`` (shapes in the class docstring)."""
         C, C_hist = self.weight_hist.shape
         check_tensor("f_curr", f_curr, min_dim=1, last=(C,))
         check_tensor("f_hist", f_hist, min_dim=1, last=(C_hist,))
@@ -267,3 +288,13 @@ class IdentityInitFusion(nn.Module):
             )
         update = F.linear(f_curr, self.delta_curr) + F.linear(f_hist, self.weight_hist, self.bias)
         return f_curr + update
+
+
+def _check_depth_range(eps: float, min_depth: float, max_depth: float) -> None:
+    min_depth = check_number("min_depth", min_depth, minimum=0.0, strict=True)
+    max_depth = check_number("max_depth", max_depth, minimum=0.0, strict=True)
+    if not min_depth < max_depth:
+        raise ValueError(f"need 0 < min_depth < max_depth < inf, got {min_depth}, {max_depth}")
+    eps = check_number("eps", eps, minimum=0.0)
+    if not eps < 1.0 / max_depth:
+        raise ValueError(f"eps must be in [0, 1/max_depth), got {eps}")

@@ -90,7 +90,7 @@ class GaussRenderLoss(torch.nn.Module):
 
     Example:
         >>> grid = VoxelGrid((-3., -3., 0.), 0.5, (12, 12, 4))
-        >>> K = camlib.pinhole_intrinsics(24, 16, 90.0)[None]
+        >>> K = camlib.pinhole_intrinsics(90.0, height=16, width=24)[None]
         >>> eye, target = torch.tensor([[-3.5, 0., 3.]]), torch.tensor([[0., 0, 0]])
         >>> cams = Cameras(camlib.look_at(eye, target), K, width=24, height=16)
         >>> loss_fn = GaussRenderLoss(cams, grid=grid, num_classes=4, empty_class=3)

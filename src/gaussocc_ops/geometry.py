@@ -15,7 +15,9 @@ __all__ = [
     "decompose_covariance",
     "quat_multiply",
     "quat_to_rotmat",
+    "rigid_inverse",
     "rotmat_to_quat",
+    "viewmat_centers",
 ]
 
 
@@ -128,3 +130,33 @@ def decompose_covariance(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     det = torch.linalg.det(evecs)
     evecs = torch.cat([evecs[..., :2], evecs[..., 2:] * torch.sign(det)[..., None, None]], -1)
     return evals.clamp_min(0).sqrt(), rotmat_to_quat(evecs)
+
+
+def rigid_inverse(T: torch.Tensor) -> torch.Tensor:
+    """The exact inverse ``[R^T, -R^T t; 0 0 0 1]`` of rigid transforms ``T = [R t; 0 0 0 1]``
+    ``[..., 4, 4]`` (camera-to-world <-> world-to-camera); the last row of ``T`` is not read.
+
+    Example:
+        >>> T = torch.eye(4); T[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+        >>> rigid_inverse(T)[:3, 3].tolist()
+        [-1.0, -2.0, -3.0]
+    """
+    R, t = T[..., :3, :3], T[..., :3, 3:]
+    Rt = R.transpose(-1, -2)
+    top = torch.cat([Rt, -(Rt @ t)], dim=-1)
+    bottom = torch.zeros_like(T[..., 3:, :])
+    bottom[..., 0, 3] = 1
+    return torch.cat([top, bottom], dim=-2)
+
+
+def viewmat_centers(viewmats: torch.Tensor) -> torch.Tensor:
+    """Camera positions ``[..., 3]`` in the world frame of world-to-camera transforms
+    ``[..., 4, 4]``: ``-R^T t``.
+
+    Example:
+        >>> vm = torch.eye(4); vm[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+        >>> viewmat_centers(vm).tolist()
+        [-1.0, -2.0, -3.0]
+    """
+    R, t = viewmats[..., :3, :3], viewmats[..., :3, 3:]
+    return -(R.transpose(-1, -2) @ t).squeeze(-1)

@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+import warnings
 
 import torch
 from torch import nn
 
-from gaussocc_ops import _ext
+from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import (
+    as_scalar,
     check_finite,
     check_float,
+    check_int,
+    check_number,
+    check_positive,
     check_tensor,
     compute_dtype,
     describe,
 )
-from gaussocc_ops.depth import GaussianDepthGate, _as_scalar, _check_positive_sigma
-from gaussocc_ops.reference import lift as ref
+from gaussocc_ops._dispatch import Backend
+from gaussocc_ops.cameras import resized
+from gaussocc_ops.depth import GaussianDepthGate
 from gaussocc_ops.types import Cameras
-
-Backend = Literal["auto", "reference", "cpu", "cuda"]
-CameraArg = Cameras | tuple[torch.Tensor, torch.Tensor]
 
 
 def soft_gated_lift(
     features: torch.Tensor,
     depth: torch.Tensor,
     queries: torch.Tensor,
-    cameras: CameraArg,
+    cameras: Cameras,
     offsets: torch.Tensor,
     attn: torch.Tensor,
     alpha: float | torch.Tensor,
@@ -51,10 +53,9 @@ def soft_gated_lift(
         depth: ``[..., 1, H, W]`` predicted depth (camera-frame z, metres) on the same grid.
         queries: ``[..., Q, 3]`` world points.
         cameras: a pinhole :class:`Cameras` with one view (``V = 1``) whose batch shape
-            broadcasts to ``[...]``; its ``Ks`` refer to an image of ``cameras.width x
-            cameras.height`` and are rescaled to the ``W x H`` feature map. Or a tuple
-            ``(Ks [..., 3, 3], viewmats [..., 4, 4])`` (world → camera) with ``Ks`` already in
-            feature-map pixels.
+            broadcasts to ``[...]``. Its intrinsics refer to its own ``image_size`` and are
+            rescaled to the ``H x W`` feature map (as :func:`gaussocc_ops.cameras.resized`); a
+            camera whose ``image_size`` is ``(H, W)`` is used as it is.
         offsets: ``[..., Q, K, 2]`` sampling offsets ``(dx, dy)`` in feature-map pixels.
         attn: ``[..., Q, K]`` attention weights ``A_k`` (used as given, e.g. softmax outputs).
         alpha, sigma: gate scale and tolerance (floats or one-element tensors, ``sigma > 0``).
@@ -69,10 +70,11 @@ def soft_gated_lift(
     Example:
         >>> feats, depth = torch.rand(1, 8, 30, 40), torch.full((1, 1, 30, 40), 2.0)
         >>> # (0, 0, z) projects to the centre of pixel (row 15, col 20)
-        >>> K = torch.tensor([[20.0, 0, 20.5], [0, 20.0, 15.5], [0, 0, 1]])
+        >>> K = torch.tensor([[[20.0, 0, 20.5], [0, 20.0, 15.5], [0, 0, 1]]])
+        >>> cams = Cameras(torch.eye(4)[None], K, height=30, width=40)
         >>> queries = torch.tensor([[[0.0, 0.0, 2.0]]])
-        >>> out = soft_gated_lift(feats, depth, queries, (K[None], torch.eye(4)[None]),
-        ...                       torch.zeros(1, 1, 4, 2), torch.full((1, 1, 4), 0.25), 1.0, 0.5)
+        >>> out = soft_gated_lift(feats, depth, queries, cams, torch.zeros(1, 1, 4, 2),
+        ...                       torch.full((1, 1, 4), 0.25), 1.0, 0.5)
         >>> torch.allclose(out[0, 0], feats[0, :, 15, 20])
         True
     """
@@ -100,46 +102,34 @@ def soft_gated_lift(
             raise ValueError(f"{name} is on {t.device} but features is on {features.device}")
     check_finite("queries", queries)
     check_finite("offsets", offsets)
-    if not near >= 0:
-        raise ValueError(f"near must be >= 0, got {near}")
-    Ks, viewmats = _camera_tensors(cameras, batch, H, W, features.device)
+    near = check_number("near", near, minimum=0.0)
+    Ks, viewmats = _feature_map_camera(cameras, batch, H, W, features.device)
     device = features.device
-    backend = _resolve_backend(backend, device)
+    backend = _dispatch.resolve(backend, device, "soft_gated_lift")
 
     dtype = compute_dtype(features, depth, queries, offsets, attn, Ks, viewmats)
     like = features.new_empty((), dtype=dtype)
-    alpha_t = _as_scalar("alpha", alpha, like)
-    sigma_t = _as_scalar("sigma", sigma, like)
-    _check_positive_sigma(sigma_t)
-    B = batch.numel()
+    alpha_t = as_scalar("alpha", alpha, like)
+    sigma_t = as_scalar("sigma", sigma, like)
+    check_positive("sigma", sigma_t)
 
     def flat(t, tail):
-        return t.to(dtype).expand(*batch, *tail).reshape(B, *tail)
+        return _dispatch.flatten(t, batch, tail, dtype)
 
-    features_f = flat(features, (C, H, W))
-    depth_f = flat(depth, (1, H, W))
-    queries_f = flat(queries, (Q, 3))
-    offsets_f = flat(offsets, (Q, K, 2))
-    attn_f = flat(attn, (Q, K))
-    Ks_f = flat(Ks, (3, 3))
-    viewmats_f = flat(viewmats, (4, 4))
-
-    if backend == "reference":
-        out = ref.soft_gated_lift(features_f, depth_f, queries_f, Ks_f, viewmats_f, offsets_f,
-                                  attn_f, alpha_t, sigma_t, float(near))
-    else:
-        ref_points, d_proj, valid = project_queries(queries_f, Ks_f, viewmats_f, H, W, near)
-        out = torch.ops.gaussocc.soft_gated_lift(
-            features_f.permute(0, 2, 3, 1).contiguous(),
-            depth_f[:, 0].contiguous(),
-            ref_points.contiguous(),
-            d_proj.contiguous(),
-            valid,
-            offsets_f.contiguous(),
-            attn_f.contiguous(),
-            alpha_t,
-            sigma_t,
-        )
+    ref_points, d_proj, valid = project_queries(
+        flat(queries, (Q, 3)), flat(Ks, (3, 3)), flat(viewmats, (4, 4)), H, W, near
+    )
+    out = _dispatch.kernel("soft_gated_lift", backend)(
+        flat(features.movedim(-3, -1), (H, W, C)),
+        flat(depth[..., 0, :, :], (H, W)),
+        ref_points.contiguous(),
+        d_proj.contiguous(),
+        valid,
+        flat(offsets, (Q, K, 2)),
+        flat(attn, (Q, K)),
+        alpha_t,
+        sigma_t,
+    )
     return out.reshape(*batch, Q, C)
 
 
@@ -147,8 +137,12 @@ def project_queries(
     queries: torch.Tensor, Ks: torch.Tensor, viewmats: torch.Tensor, height: int, width: int,
     near: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pixels ``[B, Q, 2]``, depths ``[B, Q]`` and validity ``[B, Q]`` of ``queries [B, Q, 3]``
-    (valid: ``z > near`` and the pixel inside ``[0, width] x [0, height]``)."""
+    """The stage before the op: pixels ``[B, Q, 2]`` ``(x, y)``, camera-frame depths ``[B, Q]``
+    and validity ``[B, Q]`` of world points ``queries [B, Q, 3]`` seen by ``Ks [B, 3, 3]``
+    (feature-map pixels) and ``viewmats [B, 4, 4]`` (valid: ``z > near`` and the pixel inside
+    ``[0, width] x [0, height]``). Its oracle is
+    :func:`gaussocc_ops.reference.lift.project_queries`.
+    """
     cam = torch.einsum("bij,bqj->bqi", viewmats[:, :3, :3], queries) + viewmats[:, None, :3, 3]
     x, y, z = cam.unbind(-1)
     in_front = z > near
@@ -159,58 +153,44 @@ def project_queries(
     return torch.stack([u, v], dim=-1), z, valid
 
 
-def _camera_tensors(cameras, batch, H, W, device):
-    if isinstance(cameras, Cameras):
-        if cameras.model != "pinhole":
-            raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
-        if cameras.num_views != 1:
-            raise ValueError(f"cameras must have one view (V = 1), got V = {cameras.num_views}")
-        scale = cameras.Ks.new_tensor([W / cameras.width, H / cameras.height, 1.0])
-        Ks = cameras.Ks[..., 0, :, :] * scale[:, None]
-        viewmats = cameras.viewmats[..., 0, :, :]
-    elif isinstance(cameras, tuple) and len(cameras) == 2:
-        Ks, viewmats = cameras
-        check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
-        check_tensor("viewmats", viewmats, min_dim=2, last=(4, 4))
-        check_float("Ks", Ks)
-        check_float("viewmats", viewmats)
-    else:
-        raise TypeError(
-            "cameras must be gaussocc_ops.Cameras or a tuple (Ks [..., 3, 3], "
-            f"viewmats [..., 4, 4]), got {type(cameras).__name__}"
-        )
+def _feature_map_camera(cameras, batch, H, W, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Ks [..., 3, 3]`` (rescaled to the ``H x W`` map) and ``viewmats [..., 4, 4]`` of a
+    single-view pinhole camera whose batch shape broadcasts to ``batch``."""
+    if isinstance(cameras, tuple) and len(cameras) == 2:
+        return _legacy_camera_tuple(cameras, batch, device)
+    if not isinstance(cameras, Cameras):
+        raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
+    if cameras.model != "pinhole":
+        raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
+    if cameras.num_views != 1:
+        raise ValueError(f"cameras must have one view (V = 1), got V = {cameras.num_views}")
+    if cameras.device != device:
+        raise ValueError(f"cameras are on {cameras.device} but features is on {device}")
+    _dispatch.broadcast_batch("camera", cameras.batch_shape, batch, "features'")
+    if cameras.image_size != (H, W):
+        cameras = resized(cameras, H, W)
+    return cameras.Ks[..., 0, :, :], cameras.viewmats[..., 0, :, :]
+
+
+def _legacy_camera_tuple(cameras, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deprecated camera form ``(Ks [..., 3, 3], viewmats [..., 4, 4])``, ``Ks`` already in
+    feature-map pixels."""
+    warnings.warn(
+        "cameras=(Ks, viewmats) is deprecated; pass one-view Cameras(viewmats[..., None, :, :], "
+        "Ks[..., None, :, :], height=H_img, width=W_img) (rescaled to the feature map)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    Ks, viewmats = cameras
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_tensor("viewmats", viewmats, min_dim=2, last=(4, 4))
+    check_float("Ks", Ks)
+    check_float("viewmats", viewmats)
     for name, t in (("Ks", Ks), ("viewmats", viewmats)):
         if t.device != device:
             raise ValueError(f"camera {name} is on {t.device} but features is on {device}")
-        try:
-            if torch.broadcast_shapes(t.shape[:-2], batch) != batch:
-                raise RuntimeError
-        except RuntimeError:
-            raise ValueError(
-                f"camera {name} batch shape {tuple(t.shape[:-2])} must broadcast to the features' "
-                f"batch shape {tuple(batch)}"
-            ) from None
+        _dispatch.broadcast_batch(f"camera {name}", t.shape[:-2], batch, "features'")
     return Ks, viewmats
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(f"backend must be 'auto', 'reference', 'cpu' or 'cuda', got {backend!r}")
-    if backend == "auto":
-        if _ext.kernel_available("soft_gated_lift", device):
-            return device.type
-        _ext.warn_fallback("soft_gated_lift")
-        return "reference"
-    if backend != "reference":
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available("soft_gated_lift", device):
-            reason = _ext.build_info()["error"] or "no such kernel"
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
-                f"compiled (gaussocc_ops.build_info(): {reason})"
-            )
-    return backend
 
 
 class SoftGatingLifter(nn.Module):
@@ -229,14 +209,23 @@ class SoftGatingLifter(nn.Module):
         alpha, sigma: initial gate scale and tolerance (SGR-OCC: sigma = 0.5).
         near, backend: as in :func:`soft_gated_lift`.
 
-    Shapes: ``forward(features [..., C, H, W], depth [..., 1, H, W], queries [..., Q, 3], cameras,
-    query_embed [..., Q, embed_dim])`` → ``[..., Q, C]``.
+    Shape:
+        ``forward(features [..., C, H, W], depth [..., 1, H, W], queries [..., Q, 3],
+        cameras (Cameras, V = 1), query_embed [..., Q, embed_dim])`` → ``[..., Q, C]``.
 
     Example:
         >>> lifter = SoftGatingLifter(embed_dim=32, num_points=8)
+        >>> lifter
+        SoftGatingLifter(
+          embed_dim=32, num_points=8, init_radius=2.0, near=0.001, backend='auto'
+          (offset_head): Linear(in_features=32, out_features=16, bias=True)
+          (attn_head): Linear(in_features=32, out_features=8, bias=True)
+          (gate): GaussianDepthGate(alpha=1, sigma=0.5)
+        )
         >>> K = torch.tensor([[[20.0, 0, 20], [0, 20.0, 15], [0, 0, 1]]])
+        >>> cams = Cameras(torch.eye(4)[None, None], K[:, None], height=30, width=40)
         >>> out = lifter(torch.rand(1, 16, 30, 40), torch.full((1, 1, 30, 40), 2.0),
-        ...              torch.rand(1, 100, 3) + torch.tensor([0, 0, 1.5]), (K, torch.eye(4)[None]),
+        ...              torch.rand(1, 100, 3) + torch.tensor([0, 0, 1.5]), cams,
         ...              torch.randn(1, 100, 32))
         >>> out.shape
         torch.Size([1, 100, 16])
@@ -254,9 +243,13 @@ class SoftGatingLifter(nn.Module):
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
-        if num_points < 1:
-            raise ValueError(f"num_points must be >= 1, got {num_points}")
-        self.num_points = num_points
+        check_int("embed_dim", embed_dim, 1)
+        check_int("num_points", num_points, 1)
+        init_radius = check_number("init_radius", init_radius, minimum=0.0)
+        near = check_number("near", near, minimum=0.0)
+        if backend not in _dispatch.BACKENDS:
+            raise ValueError(f"backend must be one of {_dispatch.BACKENDS}, got {backend!r}")
+        self.embed_dim, self.num_points, self.init_radius = embed_dim, num_points, init_radius
         self.offset_head = nn.Linear(embed_dim, 2 * num_points)
         self.attn_head = nn.Linear(embed_dim, num_points)
         self.gate = GaussianDepthGate(alpha, sigma)
@@ -272,48 +265,23 @@ class SoftGatingLifter(nn.Module):
             self.attn_head.weight.zero_()
             self.attn_head.bias.zero_()
 
+    def extra_repr(self) -> str:
+        return (
+            f"embed_dim={self.embed_dim}, num_points={self.num_points}, "
+            f"init_radius={self.init_radius}, near={self.near}, backend={self.backend!r}"
+        )
+
     def forward(
         self,
         features: torch.Tensor,
         depth: torch.Tensor,
         queries: torch.Tensor,
-        cameras: CameraArg,
+        cameras: Cameras,
         query_embed: torch.Tensor,
     ) -> torch.Tensor:
+        """Lift ``features`` to ``queries`` (shapes in the class docstring)."""
+        check_tensor("query_embed", query_embed, min_dim=2, last=(self.embed_dim,))
         offsets = self.offset_head(query_embed).unflatten(-1, (self.num_points, 2))
         attn = self.attn_head(query_embed).softmax(dim=-1)
         return soft_gated_lift(features, depth, queries, cameras, offsets, attn, self.gate.alpha,
                                self.gate.sigma, near=self.near, backend=self.backend)
-
-
-def _register_autograd() -> None:
-    """Backward formula and fake kernels of the compiled lifting ops."""
-    name = "gaussocc::soft_gated_lift"
-
-    @torch.library.register_fake(name)
-    def _(features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma):
-        return features.new_empty(features.shape[0], offsets.shape[1], features.shape[3])
-
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-
-    def backward(ctx, grad_out):
-        features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma = ctx.saved_tensors
-        g_feat, g_depth, g_dproj, g_off, g_attn, g_alpha, g_sigma = (
-            torch.ops.gaussocc.soft_gated_lift_backward(
-                grad_out.contiguous(), features, depth, ref_points, d_proj, valid, offsets, attn,
-                alpha, sigma,
-            )
-        )
-        return g_feat, g_depth, g_off.sum(dim=2), g_dproj, None, g_off, g_attn, g_alpha, g_sigma
-
-    torch.library.register_autograd(name, backward, setup_context=setup_context)
-
-    @torch.library.register_fake(name + "_backward")
-    def _(grad_out, features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma):
-        return (torch.empty_like(features), torch.empty_like(depth), torch.empty_like(d_proj),
-                torch.empty_like(offsets), torch.empty_like(attn), torch.empty_like(alpha),
-                torch.empty_like(sigma))
-
-
-_ext.on_load("soft_gated_lift", _register_autograd)

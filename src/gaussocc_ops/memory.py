@@ -8,13 +8,12 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
+from gaussocc_ops import _dispatch, _ext
 from gaussocc_ops._checks import check_float, check_tensor, describe
 from gaussocc_ops.confidence import hybrid_confidence
 from gaussocc_ops.geometry import quat_multiply, rotmat_to_quat
 from gaussocc_ops.radius import RadiusNeighbors
 from gaussocc_ops.radius_index import RadiusIndex
-from gaussocc_ops.reference import memory as ref
 from gaussocc_ops.types import Cameras, Gaussians
 
 FusionMode = Literal["gpocc", "sgr"]
@@ -276,14 +275,11 @@ class GaussianMemory:
         self.backend = backend
         # compiled fusion where the extension has it; the eviction heap is a CPU kernel
         compiled = backend == "auto"
-        if compiled and not _ext.kernel_available("memory_fuse", self.device):
-            _ext.warn_fallback("memory_fuse")
         # the pure-PyTorch fusion is the fallback where the kernel is missing
-        self._fuse_op = (
-            torch.ops.gaussocc.memory_fuse
-            if compiled and _ext.kernel_available("memory_fuse", self.device)
-            else ref.memory_fuse
+        fuse_backend = (
+            _dispatch.resolve("auto", self.device, "memory_fuse") if compiled else "reference"
         )
+        self._fuse_op = _dispatch.kernel("memory_fuse", fuse_backend)
         self._use_heap = (
             compiled
             and max_size is not None

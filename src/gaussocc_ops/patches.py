@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
 
-from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
+from gaussocc_ops._checks import (
+    check_float,
+    check_image_size,
+    check_tensor,
+    compute_dtype,
+    describe,
+    value_checks_enabled,
+)
+from gaussocc_ops.types import Cameras
 
 
 class PatchPixels(NamedTuple):
@@ -62,12 +71,7 @@ def patch_pixels(
     check_float("centers", centers)
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
-    try:
-        H, W = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (H, W), height first, got {image_size!r}") from None
-    if H <= 0 or W <= 0:
-        raise ValueError(f"image_size must be two positive ints (H, W), got {image_size!r}")
+    H, W = check_image_size("image_size", tuple(image_size))
     if valid is None:
         valid = torch.ones(centers.shape[:-1], dtype=torch.bool, device=centers.device)
     else:
@@ -81,14 +85,16 @@ def patch_pixels(
             raise ValueError(f"valid is on {valid.device} but centers is on {centers.device}")
     l = patch_size
     top_left = torch.floor(centers.double() + (1 - l) / 2)
-    if not bool(torch.isfinite(top_left[valid]).all()):
-        raise ValueError("centers of valid patches contain NaN or Inf values")
     limit = torch.tensor([W - l, H - l], dtype=torch.float64, device=centers.device)
-    outside = ((top_left < 0) | (top_left > limit)).any(-1) & valid
-    if bool(outside.any()):
-        raise ValueError(
-            f"{int(outside.sum())} patch(es) of size {l} reach outside the {H} x {W} (H x W) image"
-        )
+    if value_checks_enabled():
+        if not bool(torch.isfinite(top_left[valid]).all()):
+            raise ValueError("centers of valid patches contain NaN or Inf values")
+        outside = ((top_left < 0) | (top_left > limit)).any(-1) & valid
+        if bool(outside.any()):
+            raise ValueError(
+                f"{int(outside.sum())} patch(es) of size {l} reach outside the {H} x {W} (H x W) "
+                "image"
+            )
     top_left = torch.where(valid[..., None], top_left, 0.0).long()
     offsets = torch.arange(l, device=centers.device)
     ones = torch.ones(l, dtype=torch.long, device=centers.device)
@@ -100,49 +106,56 @@ def patch_pixels(
     return PatchPixels(rows, cols, rows * W + cols, uv)
 
 
-def patch_rays(uv: torch.Tensor, Ks: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+def patch_rays(
+    uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False
+) -> torch.Tensor:
     """Camera-frame ray directions ``d = K^-1 (u, v, 1)`` through pixel positions.
 
     ``d`` has ``z = 1``, so the point at depth ``z`` is ``z d`` and the distance along the ray is
     ``z ||d||`` (vipocc Eq. 10); ``normalize=True`` returns unit vectors instead.
 
     Args:
-        uv: ``[*batch, ..., 2]`` pixel positions ``(x, y)``, e.g. ``patch_pixels(...).uv``.
-        Ks: ``[*batch, 3, 3]`` intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` (OpenCV);
-            ``*batch`` are the leading dims of ``uv``.
+        uv: ``[*batch, ..., 2]`` pixel positions ``(x, y)`` in the cameras' images, e.g.
+            ``patch_pixels(...).uv``.
+        cameras: pinhole :class:`Cameras` with one view (``V = 1``) and batch shape ``[*batch]``,
+            the leading dims of ``uv``.
         normalize: return unit-length directions.
 
     Returns:
         ``[*batch, ..., 3]`` directions in the camera frame (x right, y down, z forward).
 
     Example:
-        >>> K = torch.tensor([[100., 0, 32], [0, 100., 24], [0, 0, 1]])
-        >>> patch_rays(torch.tensor([[132., 24.]]), K).tolist()
+        >>> K = torch.tensor([[[100., 0, 32], [0, 100., 24], [0, 0, 1]]])
+        >>> cams = Cameras(torch.eye(4)[None], K, height=48, width=64)
+        >>> patch_rays(torch.tensor([[132., 24.]]), cams).tolist()
         [[1.0, 0.0, 1.0]]
     """
     check_tensor("uv", uv, min_dim=1, last=(2,))
-    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
     check_float("uv", uv)
-    check_float("Ks", Ks)
-    if Ks.device != uv.device:
-        raise ValueError(f"Ks is on {Ks.device} but uv is on {uv.device}")
-    batch = Ks.shape[:-2]
+    if isinstance(cameras, torch.Tensor):
+        Ks, batch = _legacy_intrinsics(cameras, uv), cameras.shape[:-2]
+    else:
+        if not isinstance(cameras, Cameras):
+            raise TypeError(
+                f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}"
+            )
+        if cameras.model != "pinhole" or cameras.num_views != 1:
+            raise ValueError(
+                f"cameras must be pinhole with one view, got model={cameras.model!r} and "
+                f"{cameras.num_views} views"
+            )
+        if cameras.device != uv.device:
+            raise ValueError(f"cameras are on {cameras.device} but uv is on {uv.device}")
+        Ks, batch = cameras.Ks, cameras.batch_shape
     if uv.dim() - 1 < len(batch) or uv.shape[: len(batch)] != batch:
         raise ValueError(
-            f"Ks batch dims {tuple(batch)} must be the leading dims of uv, got {describe(uv)}"
+            f"the cameras' batch shape {tuple(batch)} must be the leading dims of uv, "
+            f"got {describe(uv)}"
         )
     dtype = compute_dtype(uv, Ks)
-    K = Ks.to(dtype)
-    if K.numel() and bool((K[..., 0, 0] * K[..., 1, 1] == 0).any()):
-        raise ValueError("Ks must be invertible: fx and fy must be non-zero")
-    expected = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=K.device)
-    if K.numel() and not (
-        bool((K[..., 1, 0] == 0).all()) and bool((K[..., 2, :] == expected).all())
-    ):
-        raise ValueError("Ks must be upper-triangular intrinsics with last row [0, 0, 1]")
     per_image = uv.shape[len(batch) : -1].numel()
     flat = uv.to(dtype).reshape(batch.numel(), per_image, 2)
-    K = K.reshape(-1, 1, 3, 3)
+    K = Ks.to(dtype).reshape(-1, 1, 3, 3)
     fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
     fy, cy = K[..., 1, 1], K[..., 1, 2]
     y = (flat[..., 1] - cy) / fy
@@ -151,3 +164,23 @@ def patch_rays(uv: torch.Tensor, Ks: torch.Tensor, *, normalize: bool = False) -
     if normalize:
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     return dirs.reshape(*uv.shape[:-1], 3)
+
+
+def _legacy_intrinsics(Ks: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """The deprecated ``patch_rays(uv, Ks)``: ``Ks [*batch, 3, 3]``, validated."""
+    warnings.warn(
+        "patch_rays(uv, Ks) is deprecated; use patch_rays(uv, cameras) with one-view Cameras",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
+    check_float("Ks", Ks)
+    if Ks.device != uv.device:
+        raise ValueError(f"Ks is on {Ks.device} but uv is on {uv.device}")
+    if value_checks_enabled() and Ks.numel():
+        if bool((Ks[..., 0, 0] * Ks[..., 1, 1] == 0).any()):
+            raise ValueError("Ks must be invertible: fx and fy must be non-zero")
+        expected = torch.tensor([0.0, 0.0, 1.0], dtype=Ks.dtype, device=Ks.device)
+        if not (bool((Ks[..., 1, 0] == 0).all()) and bool((Ks[..., 2, :] == expected).all())):
+            raise ValueError("Ks must be upper-triangular intrinsics with last row [0, 0, 1]")
+    return Ks

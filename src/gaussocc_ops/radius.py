@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
+from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import (
     check_finite,
     check_float,
+    check_int,
+    check_number,
     check_same_device,
     check_tensor,
     compute_dtype,
 )
-from gaussocc_ops.reference import radius as ref
-
-Backend = Literal["auto", "reference", "cpu", "cuda"]
+from gaussocc_ops._dispatch import Backend
 
 
 class RadiusNeighbors(NamedTuple):
@@ -77,11 +77,10 @@ def radius_neighbors(
     device = check_same_device(queries=queries, points=points)
     check_finite("queries", queries)
     check_finite("points", points)
-    radius = _check_number("radius", radius, minimum=0.0, strict=False)
-    if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, int) or max_neighbors < 0:
-        raise ValueError(f"max_neighbors must be an int >= 0, got {max_neighbors!r}")
+    radius = check_number("radius", radius, minimum=0.0)
+    check_int("max_neighbors", max_neighbors, 0, type_error=False)
     if cell_size is not None:
-        cell_size = _check_number("cell_size", cell_size, minimum=0.0, strict=True)
+        cell_size = check_number("cell_size", cell_size, minimum=0.0, strict=True)
     try:
         batch = torch.broadcast_shapes(queries.shape[:-2], points.shape[:-2])
     except RuntimeError:
@@ -89,64 +88,13 @@ def radius_neighbors(
             f"batch shapes of queries {tuple(queries.shape[:-2])} and points "
             f"{tuple(points.shape[:-2])} do not broadcast"
         ) from None
-    backend = _resolve_backend(backend, device)
+    backend = _dispatch.resolve(backend, device, "radius_neighbors")
     dtype = compute_dtype(queries, points)
-    M, N, B = queries.shape[-2], points.shape[-2], batch.numel()
-    q = queries.detach().to(dtype).expand(*batch, M, 3).reshape(B, M, 3)
-    p = points.detach().to(dtype).expand(*batch, N, 3).reshape(B, N, 3)
-    if backend == "reference":
-        idx, dist = ref.radius_neighbors(q, p, radius, max_neighbors)
-    else:
-        idx, dist = torch.ops.gaussocc.radius_neighbors(
-            q, p, radius, max_neighbors, cell_size or 0.0
-        )
+    M, N = queries.shape[-2], points.shape[-2]
+    q = _dispatch.flatten(queries.detach(), batch, (M, 3), dtype)
+    p = _dispatch.flatten(points.detach(), batch, (N, 3), dtype)
+    idx, dist = _dispatch.kernel("radius_neighbors", backend)(
+        q, p, radius, max_neighbors, cell_size or 0.0
+    )
     shape = (*batch, M, max_neighbors)
     return RadiusNeighbors(idx.reshape(shape), dist.reshape(shape))
-
-
-def _check_number(name: str, value, *, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    value = float(value)
-    ok = value > minimum if strict else value >= minimum
-    if not ok or value == float("inf"):
-        bound = ">" if strict else ">="
-        raise ValueError(f"{name} must be finite and {bound} {minimum}, got {value}")
-    return value
-
-
-def _resolve_backend(backend: str, device: torch.device, op: str = "radius_neighbors") -> str:
-    """``backend`` of a radius-search op (``radius_neighbors``, ``radius_index_query``) on
-    ``device``: ``"auto"`` picks the compiled kernel where there is one, else the reference."""
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available(op, device):
-            return device.type
-        _ext.warn_fallback(op)
-        return "reference"
-    if backend != "reference":
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available(op, device):
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernel was not "
-                f"compiled "
-                f"(gaussocc_ops.build_info(): {_ext.build_info()['error'] or 'no such kernel'})"
-            )
-    return backend
-
-
-def _register_fake():
-    @torch.library.register_fake("gaussocc::radius_neighbors")
-    def _(queries, points, radius, max_neighbors, cell_size):
-        B, M = queries.shape[:2]
-        return (
-            queries.new_empty(B, M, max_neighbors, dtype=torch.long),
-            queries.new_empty(B, M, max_neighbors),
-        )
-
-
-_ext.on_load("radius_neighbors", _register_fake)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
+from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import check_float, check_tensor, describe
-from gaussocc_ops.radius import RadiusNeighbors, _resolve_backend
-from gaussocc_ops.reference import radius_index as ref
+from gaussocc_ops._dispatch import Backend
+from gaussocc_ops.constants import MAX_RADIUS_IN_CELLS
+from gaussocc_ops.radius import RadiusNeighbors
 
-Backend = Literal["auto", "reference", "cpu", "cuda"]
-
-# radius / cell_size above this would visit more than 64^3 cells per query
-MAX_RADIUS_IN_CELLS = 31.0
+__all__ = ["MAX_RADIUS_IN_CELLS", "RadiusIndex"]
 
 
 class RadiusIndex:
@@ -69,7 +66,7 @@ class RadiusIndex:
             raise ValueError(f"cell_size must be finite and > 0, got {cell_size}")
         self.cell_size = float(cell_size)
         self.device = torch.device(device)
-        self.backend = _resolve_backend(backend, self.device, op="radius_index_query")
+        self.backend = _dispatch.resolve(backend, self.device, "radius_index_query")
         self.clear()
 
     def clear(self) -> None:
@@ -89,7 +86,7 @@ class RadiusIndex:
 
     @property
     def num_nodes(self) -> int:
-        """Nodes in use, live and stale (compiled backends; 0 for the reference)."""
+        """Nodes in use, live and stale (every backend numbers the nodes alike)."""
         return self._nodes
 
     def contains(self, slots: torch.Tensor) -> torch.Tensor:
@@ -172,23 +169,18 @@ class RadiusIndex:
         ):
             raise ValueError(f"max_neighbors must be an int >= 0, got {max_neighbors!r}")
         self._cover(points.shape[0])
-        if self.backend == "reference":
-            idx, dist = ref.radius_index_query(
-                self.slot_node, points, queries, float(radius), max_neighbors
-            )
-        else:
-            idx, dist = torch.ops.gaussocc.radius_index_query(
-                self.table_keys,
-                self.table_heads,
-                self.node_slot,
-                self.node_next,
-                self.slot_node,
-                points,
-                queries.contiguous(),
-                self.cell_size,
-                float(radius),
-                max_neighbors,
-            )
+        idx, dist = _dispatch.kernel("radius_index_query", self.backend)(
+            self.table_keys,
+            self.table_heads,
+            self.node_slot,
+            self.node_next,
+            self.slot_node,
+            points,
+            queries.contiguous(),
+            self.cell_size,
+            float(radius),
+            max_neighbors,
+        )
         return RadiusNeighbors(idx, dist)
 
     # ---- internals -------------------------------------------------------------------------
@@ -263,16 +255,13 @@ class RadiusIndex:
     ) -> None:
         self._cover(points.shape[0])
         m = slots.numel()
-        if self.backend == "reference":
-            self.slot_node[slots] = 0  # filed; the reference keeps no nodes
-            return
         if m == 0:
             return
         if not rebuilding and self._nodes + m > self._nodes_capacity:
             live = self._live
             # drop the stale nodes, and grow so that the next rebuild is O(1) amortised away
             self._rebuild(points, max(2 * (live + m), 1024))
-        torch.ops.gaussocc.radius_index_insert(
+        _dispatch.kernel("radius_index_insert", self.backend)(
             self.table_keys,
             self.table_heads,
             self.node_slot,

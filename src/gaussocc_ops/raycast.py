@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
-from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
-from gaussocc_ops.reference import raycast as ref
+from gaussocc_ops import _dispatch
+from gaussocc_ops._checks import (
+    check_float,
+    check_int,
+    check_tensor,
+    compute_dtype,
+    describe,
+    value_checks_enabled,
+)
+from gaussocc_ops._dispatch import Backend
 from gaussocc_ops.types import VoxelGrid
-
-Backend = Literal["auto", "reference", "cpu", "cuda"]
 
 
 class RaycastOutput(NamedTuple):
@@ -80,6 +85,9 @@ def raycast(
     for name, t in (("origins", origins), ("directions", directions)):
         if t.device != labels.device:
             raise ValueError(f"{name} is on {t.device} but labels is on {labels.device}")
+    check_int("empty_class", empty_class)
+    if ignore_index is not None:
+        check_int("ignore_index", ignore_index)
     if not max_distance >= 0:
         raise ValueError(f"max_distance must be >= 0, got {max_distance}")
     labels_batch = labels.shape[:-3]
@@ -91,62 +99,24 @@ def raycast(
             f"rays' batch shape {tuple(rays_batch)} does not broadcast with labels' batch shape "
             f"{tuple(labels_batch)}"
         ) from None
+    backend = _dispatch.resolve(backend, labels.device, "raycast")
     R = origins.shape[-2]
-    B = batch.numel()
     dtype = compute_dtype(origins, directions)
     dirs = directions.to(dtype)
     norms = dirs.norm(dim=-1, keepdim=True)
-    if dirs.numel() and bool((norms == 0).any()):
+    if value_checks_enabled() and dirs.numel() and bool((norms == 0).any()):
         raise ValueError("directions must be non-zero vectors")
     dirs = dirs / norms
-    flat_labels = labels.to(torch.int64).expand(*batch, *grid.shape).reshape(B, *grid.shape)
+    flat_labels = _dispatch.flatten(labels, batch, grid.shape, torch.int64)
     if ignore_index is not None:
         flat_labels = torch.where(flat_labels == ignore_index, empty_class, flat_labels)
-    o = origins.to(dtype).expand(*batch, R, 3).reshape(B, R, 3)
-    d = dirs.expand(*batch, R, 3).reshape(B, R, 3)
-    args = (
-        flat_labels.contiguous(),
-        o.contiguous(),
-        d.contiguous(),
+    distance, label = _dispatch.kernel("raycast", backend)(
+        flat_labels,
+        _dispatch.flatten(origins, batch, (R, 3), dtype),
+        _dispatch.flatten(dirs, batch, (R, 3)),
         list(grid.origin),
         list(grid.voxel_size),
         int(empty_class),
         float(max_distance),
     )
-    if _resolve_backend(backend, labels.device) == "reference":
-        distance, label = ref.raycast(*args)
-    else:
-        distance, label = torch.ops.gaussocc.raycast(*args)
     return RaycastOutput(distance.reshape(*batch, R), label.reshape(*batch, R))
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available("raycast", device):
-            return device.type
-        _ext.warn_fallback("raycast")
-        return "reference"
-    if backend != "reference":
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available("raycast", device):
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): "
-                f"{_ext.build_info()['error'] or 'no such kernel'})"
-            )
-    return backend
-
-
-def _register_fake() -> None:
-    @torch.library.register_fake("gaussocc::raycast")
-    def _(labels, origins, directions, grid_origin, voxel_size, empty_label, max_distance):
-        B, R = origins.shape[:2]
-        return origins.new_empty(B, R), origins.new_empty(B, R, dtype=torch.int64)
-
-
-_ext.on_load("raycast", _register_fake)

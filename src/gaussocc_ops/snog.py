@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
-from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
-from gaussocc_ops.reference import snog as ref
+from gaussocc_ops import _dispatch
+from gaussocc_ops._checks import (
+    check_float,
+    check_image_size,
+    check_int,
+    check_number,
+    check_tensor,
+    compute_dtype,
+    describe,
+    value_checks_enabled,
+)
+from gaussocc_ops._dispatch import Backend
 
-Backend = Literal["auto", "reference", "cpu", "cuda"]
 TRIES_PER_PATCH = 32
 MIN_CHUNK = 64
 
@@ -85,13 +93,13 @@ def snog_sample(
         >>> out.centers.shape, int(out.count)
         (torch.Size([1, 16, 2]), 16)
     """
-    H, W = _image_size(image_size)
-    P = _nonneg_int("num_patches", num_patches)
-    l = _nonneg_int("patch_size", patch_size)
-    if l < 1:
-        raise ValueError(f"patch_size must be >= 1, got {patch_size}")
-    tries = TRIES_PER_PATCH * P if max_tries is None else _nonneg_int("max_tries", max_tries)
-    gamma = _ratio(background_ratio)
+    H, W = check_image_size("image_size", image_size)
+    P = check_int("num_patches", num_patches, 0)
+    l = check_int("patch_size", patch_size, 1)  # noqa: E741
+    tries = TRIES_PER_PATCH * P if max_tries is None else check_int("max_tries", max_tries, 0)
+    gamma = check_number("background_ratio", background_ratio, minimum=0.0)
+    if gamma > 1:
+        raise ValueError(f"background_ratio must be in [0, 1], got {background_ratio}")
     mask = _check_instances(boxes, areas, valid, H, W)
     device = boxes.device
     if generator is not None:
@@ -99,8 +107,8 @@ def snog_sample(
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         if generator.device.type != device.type:
             raise ValueError(f"generator is on {generator.device} but boxes are on {device}")
-    backend = _resolve_backend(backend, device)
-    accept = ref.snog_accept if backend == "reference" else torch.ops.gaussocc.snog_accept
+    backend = _dispatch.resolve(backend, device, "snog_accept", name="snog_sample")
+    accept = _dispatch.kernel("snog_accept", backend)
 
     batch, K = boxes.shape[:-2], boxes.shape[-2]
     B = batch.numel()
@@ -179,35 +187,6 @@ def _draw_candidates(
     return torch.where(inside, top_left, -1.0).to(torch.int32)
 
 
-def _image_size(image_size) -> tuple[int, int]:
-    try:
-        H, W = image_size
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (H, W), height first, got {image_size!r}") from None
-    for name, v in (("H", H), ("W", W)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(
-                f"image_size must be two positive ints (H, W), got {image_size!r} ({name} = {v!r})"
-            )
-    return H, W
-
-
-def _nonneg_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _ratio(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"background_ratio must be a float, got {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"background_ratio must be in [0, 1], got {value}")
-    return float(value)
-
-
 def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
     """Validates boxes, areas and valid; returns the instance mask ``[..., K]``."""
     check_tensor("boxes", boxes, min_dim=2, last=(4,))
@@ -232,6 +211,8 @@ def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
     for name, t in (("areas", areas), ("valid", mask)):
         if t.device != boxes.device:
             raise ValueError(f"{name} is on {t.device} but boxes are on {boxes.device}")
+    if not value_checks_enabled():
+        return mask
     b, s = boxes[mask].double(), areas[mask].double()
     if b.numel() == 0:
         return mask
@@ -249,34 +230,3 @@ def _check_instances(boxes, areas, valid, H: int, W: int) -> torch.Tensor:
             f"boxes must touch the image [0, {W}] x [0, {H}] (W x H); some lie outside it"
         )
     return mask
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available("snog_accept", device):
-            return "cpu" if device.type == "cpu" else "cuda"
-        _ext.warn_fallback("snog_accept")
-        return "reference"
-    if backend in ("cpu", "cuda"):
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available("snog_accept", device):
-            reason = _ext.build_info()["error"] or "no such kernel"
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled (gaussocc_ops.build_info(): {reason})"
-            )
-    return backend
-
-
-def _register_fake():
-    @torch.library.register_fake("gaussocc::snog_accept")
-    def _(candidates, positions, count, patch_size):
-        return torch.empty_like(positions), torch.empty_like(count)
-
-
-_ext.on_load("snog_accept", _register_fake)

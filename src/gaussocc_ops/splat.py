@@ -6,14 +6,13 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
+from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import check_tensor, compute_dtype, describe
-from gaussocc_ops.reference import splat as ref
+from gaussocc_ops.constants import TILE_SIZE
 from gaussocc_ops.types import Cameras, Gaussians
 
 Backend = Literal["auto", "reference", "cpu", "cuda", "gsplat"]
 DepthMode = Literal["accumulated", "expected"]
-TILE_SIZE = 16
 
 
 class SplatOutput(NamedTuple):
@@ -74,7 +73,7 @@ def splat(
         >>> mean = torch.tensor([[0.0, 0.0, 5.0]])
         >>> g = Gaussians.isotropic(mean, 0.5, torch.ones(1), torch.ones(1, 3))
         >>> K = torch.tensor([[[50., 0, 32], [0, 50., 32], [0, 0, 1]]])
-        >>> cams = Cameras(torch.eye(4)[None], K, width=64, height=64)
+        >>> cams = Cameras(torch.eye(4)[None], K, height=64, width=64)
         >>> out = splat(g, cams)
         >>> out.features.shape, round(out.alpha.max().item(), 3)
         (torch.Size([1, 64, 64, 3]), 0.99)
@@ -91,29 +90,21 @@ def splat(
         raise ValueError(f"eps2d must be >= 0, got {eps2d}")
     if cameras.device != gaussians.device:
         raise ValueError(f"cameras are on {cameras.device} but gaussians are on {gaussians.device}")
-    try:
-        batch = torch.broadcast_shapes(gaussians.batch_shape, cameras.batch_shape)
-    except RuntimeError:
-        raise ValueError(
-            f"camera batch shape {tuple(cameras.batch_shape)} does not broadcast to the Gaussians' "
-            f"batch shape {tuple(gaussians.batch_shape)}"
-        ) from None
-    if batch != gaussians.batch_shape:
-        raise ValueError(
-            f"camera batch shape {tuple(cameras.batch_shape)} must broadcast to the Gaussians' "
-            f"batch shape {tuple(gaussians.batch_shape)}, not enlarge it"
-        )
+    batch = _dispatch.broadcast_batch(
+        "camera", cameras.batch_shape, gaussians.batch_shape, "Gaussians'"
+    )
     device = gaussians.device
-    backend = _resolve_backend(backend, device)
+    backend = _dispatch.resolve(backend, device, "rasterize", name="splat", extra=("gsplat",))
+    if backend == "gsplat" and device.type != "cuda":
+        raise ValueError(f"backend='gsplat' needs CUDA tensors, got {device}")
 
     N, C, V = gaussians.num_gaussians, gaussians.num_channels, cameras.num_views
-    H, W = cameras.height, cameras.width
+    H, W = cameras.image_size
     B = batch.numel()
     dtype = compute_dtype(gaussians.means, gaussians.features, cameras.viewmats)
-    out_dtype = dtype
 
     def flat(t, tail):
-        return t.to(dtype).expand(*batch, *tail).reshape(B, *tail).contiguous()
+        return _dispatch.flatten(t, batch, tail, dtype)
 
     means = flat(gaussians.means, (N, 3))
     quats = flat(gaussians.quats, (N, 4))
@@ -122,35 +113,19 @@ def splat(
     features = flat(gaussians.features, (N, C))
     viewmats = flat(cameras.viewmats, (V, 4, 4))
     Ks = flat(cameras.Ks, (V, 3, 3))
-    ortho = cameras.model == "ortho"
-    args = (
-        means,
-        quats,
-        scales,
-        opacities,
-        features,
-        viewmats,
-        Ks,
-        W,
-        H,
-        float(near),
-        float(far),
-        float(eps2d),
-        ortho,
-    )
+    args = (means, quats, scales, opacities, features, viewmats, Ks)
+    cfg = (H, W, float(near), float(far), float(eps2d), cameras.model == "ortho")
 
     if B == 0 or V == 0:
         feats = features.new_zeros(B, V, H, W, C)
         depth = features.new_zeros(B, V, H, W)
         alpha = features.new_zeros(B, V, H, W)
-    elif backend == "reference":
-        feats, depth, alpha = ref.splat(*args)
     elif backend == "gsplat":
         from gaussocc_ops import _gsplat
 
-        feats, depth, alpha = _gsplat.splat(*args)
+        feats, depth, alpha = _gsplat.splat(*args, *cfg)
     else:
-        feats, depth, alpha = _splat_kernels(*args)
+        feats, depth, alpha = _render(backend, *args, *cfg)
 
     depth = depth.unsqueeze(-1)
     alpha = alpha.unsqueeze(-1)
@@ -161,33 +136,8 @@ def splat(
         feats = feats + (1 - alpha) * bg[:, :, None, None, :]
     shape = (*batch, V, H, W)
     return SplatOutput(
-        feats.reshape(*shape, C).to(out_dtype),
-        depth.reshape(*shape, 1).to(out_dtype),
-        alpha.reshape(*shape, 1).to(out_dtype),
+        feats.reshape(*shape, C), depth.reshape(*shape, 1), alpha.reshape(*shape, 1)
     )
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda", "gsplat"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', 'gsplat', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available("rasterize", device):
-            return "cpu" if device.type == "cpu" else "cuda"
-        _ext.warn_fallback("splat")
-        return "reference"
-    if backend in ("cpu", "cuda"):
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available("rasterize", device):
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                f"compiled ({_ext.build_info()['error'] or 'no such kernel in this build'})"
-            )
-    if backend == "gsplat" and device.type != "cuda":
-        raise ValueError(f"backend='gsplat' needs CUDA tensors, got {device}")
-    return backend
 
 
 def _broadcast_background(background, batch, V, C, dtype, device):
@@ -210,169 +160,14 @@ def _broadcast_background(background, batch, V, C, dtype, device):
     return bg.reshape(-1, V, C)
 
 
-def _splat_kernels(
-    means, quats, scales, opacities, features, viewmats, Ks, W, H, near, far, eps2d, ortho
+def _render(
+    backend, means, quats, scales, opacities, features, viewmats, Ks, H, W, near, far, eps2d, ortho
 ):
-    means2d, conics, depths, radii = torch.ops.gaussocc.project_gaussians(
-        means, quats, scales, opacities, viewmats, Ks, W, H, near, far, eps2d, ortho
+    """The two ops of splatting on flattened inputs: projection (with culling), then binning and
+    rasterization; returns (features, accumulated depth, alpha)."""
+    project = _dispatch.kernel("project_gaussians", backend)
+    rasterize = _dispatch.kernel("rasterize", backend)
+    means2d, conics, depths, radii = project(
+        means, quats, scales, opacities, viewmats, Ks, H, W, near, far, eps2d, ortho
     )
-    feats, depth, alpha = torch.ops.gaussocc.rasterize(
-        means2d, conics, depths, radii, opacities, features, W, H, TILE_SIZE
-    )[:3]
-    return feats, depth, alpha
-
-
-def _register_autograd() -> None:
-    """Backward formulas and fake (meta) kernels of the compiled splatting ops."""
-    lib = "gaussocc::"
-
-    @torch.library.register_fake(lib + "project_gaussians")
-    def _(means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, ortho):
-        B, N = means.shape[:2]
-        V = viewmats.shape[1]
-        return (
-            means.new_empty(B, V, N, 2),
-            means.new_empty(B, V, N, 3),
-            means.new_empty(B, V, N),
-            means.new_empty(B, V, N, 2, dtype=torch.int32),
-        )
-
-    def project_setup(ctx, inputs, output):
-        means, quats, scales, _, viewmats, Ks, width, height, _, _, eps2d, ortho = inputs
-        ctx.save_for_backward(means, quats, scales, viewmats, Ks, output[3])
-        ctx.cfg = (width, height, eps2d, ortho)
-
-    def project_backward(ctx, g_means2d, g_conics, g_depths, _g_radii):
-        means, quats, scales, viewmats, Ks, radii = ctx.saved_tensors
-        width, height, eps2d, ortho = ctx.cfg
-        zeros = lambda g, like: torch.zeros_like(like) if g is None else g.contiguous()  # noqa: E731
-        B, N = means.shape[:2]
-        V = viewmats.shape[1]
-        shape = means.new_empty(B, V, N)
-        g_m, g_q, g_s = torch.ops.gaussocc.project_gaussians_backward(
-            means,
-            quats,
-            scales,
-            viewmats,
-            Ks,
-            radii,
-            zeros(g_means2d, shape.unsqueeze(-1).expand(B, V, N, 2)),
-            zeros(g_conics, shape.unsqueeze(-1).expand(B, V, N, 3)),
-            zeros(g_depths, shape),
-            width,
-            height,
-            eps2d,
-            ortho,
-        )
-        return g_m, g_q, g_s, None, None, None, None, None, None, None, None, None
-
-    torch.library.register_autograd(
-        lib + "project_gaussians", project_backward, setup_context=project_setup
-    )
-
-    @torch.library.register_fake(lib + "project_gaussians_backward")
-    def _(
-        means,
-        quats,
-        scales,
-        viewmats,
-        Ks,
-        radii,
-        g_means2d,
-        g_conics,
-        g_depths,
-        width,
-        height,
-        eps2d,
-        ortho,
-    ):
-        return torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales)
-
-    @torch.library.register_fake(lib + "rasterize")
-    def _(means2d, conics, depths, radii, opacities, features, width, height, tile_size):
-        B, V, N = depths.shape
-        C = features.shape[-1]
-        ctx = torch.library.get_ctx()
-        n_isect = ctx.new_dynamic_size()
-        tiles = ((width + tile_size - 1) // tile_size) * ((height + tile_size - 1) // tile_size)
-        return (
-            features.new_empty(B, V, height, width, C),
-            features.new_empty(B, V, height, width),
-            features.new_empty(B, V, height, width),
-            features.new_empty(B, V, height, width, dtype=torch.int32),
-            features.new_empty(B * V * tiles + 1, dtype=torch.int64),
-            features.new_empty(n_isect, dtype=torch.int32),
-        )
-
-    def raster_setup(ctx, inputs, output):
-        means2d, conics, depths, _, opacities, features, width, height, tile_size = inputs
-        _, _, alpha, last, offsets, ids = output
-        ctx.save_for_backward(
-            means2d, conics, depths, opacities, features, alpha, last, offsets, ids
-        )
-        ctx.cfg = (width, height, tile_size)
-        ctx.mark_non_differentiable(last, offsets, ids)
-
-    def raster_backward(ctx, g_feats, g_depth, g_alpha, *_):
-        means2d, conics, depths, opacities, features, alpha, last, offsets, ids = ctx.saved_tensors
-        width, height, tile_size = ctx.cfg
-        B, V, N = depths.shape
-        C = features.shape[-1]
-        g_feats = (
-            features.new_zeros(B, V, height, width, C) if g_feats is None else g_feats.contiguous()
-        )
-        g_depth = (
-            features.new_zeros(B, V, height, width) if g_depth is None else g_depth.contiguous()
-        )
-        g_alpha = (
-            features.new_zeros(B, V, height, width) if g_alpha is None else g_alpha.contiguous()
-        )
-        grads = torch.ops.gaussocc.rasterize_backward(
-            means2d,
-            conics,
-            depths,
-            opacities,
-            features,
-            alpha,
-            last,
-            offsets,
-            ids,
-            g_feats,
-            g_depth,
-            g_alpha,
-            width,
-            height,
-            tile_size,
-        )
-        return (*grads[:3], None, *grads[3:], None, None, None)
-
-    torch.library.register_autograd(lib + "rasterize", raster_backward, setup_context=raster_setup)
-
-    @torch.library.register_fake(lib + "rasterize_backward")
-    def _(
-        means2d,
-        conics,
-        depths,
-        opacities,
-        features,
-        alpha,
-        last,
-        offsets,
-        ids,
-        g_feats,
-        g_depth,
-        g_alpha,
-        width,
-        height,
-        tile_size,
-    ):
-        return (
-            torch.empty_like(means2d),
-            torch.empty_like(conics),
-            torch.empty_like(depths),
-            torch.empty_like(opacities),
-            torch.empty_like(features),
-        )
-
-
-_ext.on_load("rasterize", _register_autograd)
+    return rasterize(means2d, conics, depths, radii, opacities, features, H, W, TILE_SIZE)[:3]

@@ -2,27 +2,46 @@
 
 Plain dataclasses of tensors, validated on construction. Leading batch dimensions ``...`` are
 free: a ``Gaussians`` with means ``[B, N, 3]`` holds B scenes of N Gaussians each.
+
+Construction checks the structure (shapes, dtypes, devices) always and the values (finite, valid
+quaternions and intrinsics) while value checks are on (:func:`gaussocc_ops.set_value_checks`;
+they read tensors back to the host). Objects derived from validated ones (``to``, ``detach``,
+indexing, and the library's own results) are not checked again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import KW_ONLY, dataclass, fields
 from typing import Literal
 
 import torch
 
-from gaussocc_ops._checks import check_finite, check_float, check_tensor, describe
+from gaussocc_ops._checks import (
+    check_finite,
+    check_float,
+    check_tensor,
+    describe,
+    value_checks_enabled,
+)
+from gaussocc_ops.geometry import rigid_inverse, viewmat_centers
 
 CameraModel = Literal["pinhole", "ortho"]
 
 
+def _unchecked(cls, **values):
+    """An instance of the dataclass ``cls`` with ``values``, without ``__post_init__``: for
+    objects built from already validated parts."""
+    obj = object.__new__(cls)
+    for f in fields(cls):
+        object.__setattr__(obj, f.name, values[f.name] if f.name in values else f.default)
+    return obj
+
+
 def _map_tensors(obj, fn):
-    changes = {
-        f.name: fn(getattr(obj, f.name))
-        for f in fields(obj)
-        if isinstance(getattr(obj, f.name), torch.Tensor)
-    }
-    return replace(obj, **changes)
+    """``obj`` with ``fn`` applied to each of its tensors (not validated again)."""
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    values = {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+    return _unchecked(type(obj), **values)
 
 
 @dataclass
@@ -96,13 +115,35 @@ class Gaussians:
                 )
             if self.valid.device != device:
                 raise ValueError(f"valid is on {self.valid.device} but means is on {device}")
-        check_finite("means", self.means)
-        check_finite("scales", self.scales)
-        check_finite("quats", self.quats)
-        if self.scales.numel() and bool((self.scales < 0).any()):
-            raise ValueError("scales must be >= 0 (standard deviations in metres)")
-        if self.quats.numel() and bool((self.quats.detach().norm(dim=-1) == 0).any()):
-            raise ValueError("quats must be non-zero quaternions (w, x, y, z)")
+        if value_checks_enabled():
+            check_finite("means", self.means)
+            check_finite("scales", self.scales)
+            check_finite("quats", self.quats)
+            if self.scales.numel() and bool((self.scales < 0).any()):
+                raise ValueError("scales must be >= 0 (standard deviations in metres)")
+            if self.quats.numel() and bool((self.quats.detach().norm(dim=-1) == 0).any()):
+                raise ValueError("quats must be non-zero quaternions (w, x, y, z)")
+
+    @classmethod
+    def _trusted(
+        cls,
+        means: torch.Tensor,
+        scales: torch.Tensor,
+        quats: torch.Tensor,
+        opacities: torch.Tensor,
+        features: torch.Tensor,
+        valid: torch.Tensor | None = None,
+    ) -> Gaussians:
+        """Gaussians built by the library from validated or derived tensors: not checked."""
+        return _unchecked(
+            cls,
+            means=means,
+            scales=scales,
+            quats=quats,
+            opacities=opacities,
+            features=features,
+            valid=valid,
+        )
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -151,8 +192,16 @@ class Gaussians:
         return out
 
     @staticmethod
-    def isotropic(means, scale, opacities, features, valid=None) -> Gaussians:
-        """Spherical Gaussians with identity rotation; ``scale`` is a float or ``[..., N]``."""
+    def isotropic(
+        means: torch.Tensor,
+        scale: float | torch.Tensor,
+        opacities: torch.Tensor,
+        features: torch.Tensor,
+        valid: torch.Tensor | None = None,
+    ) -> Gaussians:
+        """Spherical Gaussians with identity rotation: ``means [..., N, 3]``, ``scale`` a float or
+        ``[..., N]``, ``opacities [..., N]``, ``features [..., N, C]``, ``valid [..., N]``."""
+        check_tensor("means", means, min_dim=2, last=(3,))
         scale_t = torch.as_tensor(scale, dtype=means.dtype, device=means.device)
         scales = (
             scale_t.unsqueeze(-1).expand(*means.shape)
@@ -174,25 +223,28 @@ class Cameras:
             ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``; for ``model="ortho"`` ``fx, fy`` are pixels
             per metre and ``(cx, cy)`` the pixel position of the camera origin, so a camera-frame
             point ``(x, y, z)`` lands at ``(fx x + cx, fy y + cy)``.
-        width, height: image size in pixels. Pixel ``(row, col)`` covers
+        height, width: image size in pixels, keyword-only (sizes are ``(H, W)`` everywhere;
+            :attr:`image_size` is the pair). Pixel ``(row, col)`` covers
             ``[col, col + 1) x [row, row + 1)``; its centre is ``(col + 0.5, row + 0.5)``.
         model: ``"pinhole"`` or ``"ortho"`` (true orthographic, e.g. a BEV camera).
 
-    Depth is the camera-frame ``z`` for both models.
+    Depth is the camera-frame ``z`` for both models. Constructors: ``Cameras(viewmats, Ks,
+    height=H, width=W)`` and :meth:`from_cam2world`.
 
     Example:
         >>> K = torch.tensor([[[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]]])
         >>> viewmat = torch.eye(4)
         >>> viewmat[:3, 3] = torch.tensor([1.0, 2.0, 3.0])  # world -> camera translation
-        >>> cams = Cameras(viewmat[None], K, width=128, height=96)
-        >>> cams.num_views, cams.centers()[0].tolist()  # the camera sits at -t
-        (1, [-1.0, -2.0, -3.0])
+        >>> cams = Cameras(viewmat[None], K, height=96, width=128)
+        >>> cams.num_views, cams.image_size, cams.centers()[0].tolist()  # the camera sits at -t
+        (1, (96, 128), [-1.0, -2.0, -3.0])
     """
 
     viewmats: torch.Tensor
     Ks: torch.Tensor
-    width: int
+    _: KW_ONLY
     height: int
+    width: int
     model: CameraModel = "pinhole"
 
     def __post_init__(self) -> None:
@@ -207,26 +259,27 @@ class Cameras:
         check_float("Ks", self.Ks)
         if self.viewmats.device != self.Ks.device:
             raise ValueError(f"viewmats is on {self.viewmats.device} but Ks is on {self.Ks.device}")
-        for name in ("width", "height"):
+        for name in ("height", "width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.model not in ("pinhole", "ortho"):
             raise ValueError(f"model must be 'pinhole' or 'ortho', got {self.model!r}")
-        check_finite("viewmats", self.viewmats)
-        check_finite("Ks", self.Ks)
-        if self.Ks.numel():
-            fx, fy = self.Ks[..., 0, 0], self.Ks[..., 1, 1]
-            if bool(((fx == 0) | (fy == 0)).any()):
-                raise ValueError("Ks must be invertible: fx and fy must be non-zero")
-            bottom = self.Ks[..., 2, :]
-            expected = torch.tensor([0.0, 0.0, 1.0], dtype=bottom.dtype, device=bottom.device)
-            if not torch.allclose(bottom, expected.expand_as(bottom)):
-                raise ValueError("Ks must have last row [0, 0, 1]")
-            if bool((self.Ks[..., 1, 0] != 0).any()):
-                raise ValueError("Ks must have K[1, 0] == 0 (upper-triangular intrinsics)")
-            if bool((self.Ks[..., 0, 1] != 0).any()):
-                raise ValueError("Ks with skew (K[0, 1] != 0) are not supported")
+        if value_checks_enabled():
+            _check_camera_values(self.viewmats, self.Ks)
+
+    @classmethod
+    def _trusted(
+        cls,
+        viewmats: torch.Tensor,
+        Ks: torch.Tensor,
+        *,
+        height: int,
+        width: int,
+        model: CameraModel = "pinhole",
+    ) -> Cameras:
+        """Cameras built by the library from validated or derived tensors: not checked."""
+        return _unchecked(cls, viewmats=viewmats, Ks=Ks, height=height, width=width, model=model)
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -237,14 +290,17 @@ class Cameras:
         return self.viewmats.shape[-3]
 
     @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)``: the image size in pixels, height first."""
+        return self.height, self.width
+
+    @property
     def device(self) -> torch.device:
         return self.viewmats.device
 
     def centers(self) -> torch.Tensor:
         """Camera positions in the world frame, ``[..., V, 3]`` (for ortho: the camera origin)."""
-        R = self.viewmats[..., :3, :3]
-        t = self.viewmats[..., :3, 3:]
-        return -(R.transpose(-1, -2) @ t).squeeze(-1)
+        return viewmat_centers(self.viewmats)
 
     @staticmethod
     def from_cam2world(
@@ -259,8 +315,8 @@ class Cameras:
         """Cameras from camera-to-world poses (the inverse of ``viewmats``).
 
         ``cam2world = [R t; 0 1]`` must be rigid (``R R^T = I`` and ``det R = 1`` to ``atol``,
-        last row ``[0, 0, 0, 1]``); the view matrix is its exact rigid inverse
-        ``[R^T, -R^T t; 0 1]``.
+        last row ``[0, 0, 0, 1]``; checked while value checks are on); the view matrix is its
+        exact rigid inverse ``[R^T, -R^T t; 0 1]``.
 
         Args:
             cam2world: ``[..., V, 4, 4]`` camera-to-world transforms (OpenCV axes).
@@ -282,34 +338,26 @@ class Cameras:
         """
         check_tensor("cam2world", cam2world, min_dim=3, last=(4, 4))
         check_float("cam2world", cam2world)
-        check_finite("cam2world", cam2world)
-        R, t = cam2world[..., :3, :3], cam2world[..., :3, 3:]
-        eye = torch.eye(3, dtype=R.dtype, device=R.device)
-        bottom = torch.tensor([0.0, 0, 0, 1], dtype=R.dtype, device=R.device)
-        if cam2world.numel() and (
-            not torch.allclose(R @ R.transpose(-1, -2), eye.expand_as(R), atol=atol)
-            or not torch.allclose(torch.linalg.det(R), torch.ones_like(R[..., 0, 0]), atol=atol)
-            or not torch.equal(cam2world[..., 3, :], bottom.expand_as(cam2world[..., 3, :]))
-        ):
-            raise ValueError(
-                "cam2world must be rigid transforms [R t; 0 0 0 1] with R a rotation "
-                f"(R R^T = I, det R = 1 within atol={atol}), got {tuple(cam2world.shape)} "
-                "matrices that are not"
-            )
-        viewmats = torch.zeros_like(cam2world)
-        viewmats[..., :3, :3] = R.transpose(-1, -2)
-        viewmats[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
-        viewmats[..., 3, 3] = 1
-        return Cameras(viewmats, Ks, width=width, height=height, model=model)
+        if value_checks_enabled():
+            check_finite("cam2world", cam2world)
+            R = cam2world[..., :3, :3]
+            eye = torch.eye(3, dtype=R.dtype, device=R.device)
+            bottom = torch.tensor([0.0, 0, 0, 1], dtype=R.dtype, device=R.device)
+            if cam2world.numel() and (
+                not torch.allclose(R @ R.transpose(-1, -2), eye.expand_as(R), atol=atol)
+                or not torch.allclose(torch.linalg.det(R), torch.ones_like(R[..., 0, 0]), atol=atol)
+                or not torch.equal(cam2world[..., 3, :], bottom.expand_as(cam2world[..., 3, :]))
+            ):
+                raise ValueError(
+                    "cam2world must be rigid transforms [R t; 0 0 0 1] with R a rotation "
+                    f"(R R^T = I, det R = 1 within atol={atol}), got {tuple(cam2world.shape)} "
+                    "matrices that are not"
+                )
+        return Cameras(rigid_inverse(cam2world), Ks, height=height, width=width, model=model)
 
     def cam2world(self) -> torch.Tensor:
         """``[..., V, 4, 4]`` camera-to-world transforms, the rigid inverse of ``viewmats``."""
-        R, t = self.viewmats[..., :3, :3], self.viewmats[..., :3, 3:]
-        out = torch.zeros_like(self.viewmats)
-        out[..., :3, :3] = R.transpose(-1, -2)
-        out[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
-        out[..., 3, 3] = 1
-        return out
+        return rigid_inverse(self.viewmats)
 
     def to(self, *args, **kwargs) -> Cameras:
         return _map_tensors(self, lambda t: t.to(*args, **kwargs))
@@ -320,6 +368,25 @@ class Cameras:
         if out.viewmats.dim() < 3:
             raise IndexError("Cameras can only be indexed along their batch dimensions")
         return out
+
+
+def _check_camera_values(viewmats: torch.Tensor, Ks: torch.Tensor) -> None:
+    """The value checks of :class:`Cameras`: finite, invertible intrinsics without skew."""
+    check_finite("viewmats", viewmats)
+    check_finite("Ks", Ks)
+    if not Ks.numel():
+        return
+    fx, fy = Ks[..., 0, 0], Ks[..., 1, 1]
+    if bool(((fx == 0) | (fy == 0)).any()):
+        raise ValueError("Ks must be invertible: fx and fy must be non-zero")
+    bottom = Ks[..., 2, :]
+    expected = torch.tensor([0.0, 0.0, 1.0], dtype=bottom.dtype, device=bottom.device)
+    if not torch.allclose(bottom, expected.expand_as(bottom)):
+        raise ValueError("Ks must have last row [0, 0, 1]")
+    if bool((Ks[..., 1, 0] != 0).any()):
+        raise ValueError("Ks must have K[1, 0] == 0 (upper-triangular intrinsics)")
+    if bool((Ks[..., 0, 1] != 0).any()):
+        raise ValueError("Ks with skew (K[0, 1] != 0) are not supported")
 
 
 @dataclass(frozen=True)

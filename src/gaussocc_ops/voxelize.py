@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from gaussocc_ops._checks import check_tensor, describe
-from gaussocc_ops.reference.splat import ALPHA_THRESHOLD
+from gaussocc_ops.constants import ALPHA_THRESHOLD
 from gaussocc_ops.types import Gaussians, VoxelGrid
 
 Scale = float | Sequence[float] | None

@@ -134,8 +134,8 @@ def raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g):
         g_feat,
         g_depth,
         g_alpha,
-        W,
         H,
+        W,
         TILE,
     )
     want = cpu.rasterize_backward(*args)
@@ -145,12 +145,12 @@ def raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g):
 
 
 def project_backward_both(cpu, emu, pargs, proj, g):
-    means, quats, scales, _, viewmats, Ks, W, H, _, _, eps2d, ortho = pargs
+    means, quats, scales, _, viewmats, Ks, H, W, _, _, eps2d, ortho = pargs
     radii = proj[3]
     gm2 = torch.randn(proj[0].shape, generator=g, dtype=torch.float64).to(means.dtype)
     gc = torch.randn(proj[1].shape, generator=g, dtype=torch.float64).to(means.dtype)
     gd = torch.randn(proj[2].shape, generator=g, dtype=torch.float64).to(means.dtype)
-    args = (means, quats, scales, viewmats, Ks, radii, gm2, gc, gd, W, H, eps2d, ortho)
+    args = (means, quats, scales, viewmats, Ks, radii, gm2, gc, gd, H, W, eps2d, ortho)
     want = cpu.project_gaussians_backward(*args)
     got = emu.project_gaussians_backward(*args)
     assert_outputs(got, want, ("g_means", "g_quats", "g_scales"))
@@ -167,13 +167,13 @@ def test_splat_batched_views_all_stages(cpu, emu, dtype, ortho):
     special_gaussians(means, quats, scales, opac, W, H, ortho)
     means, quats, scales, opac, feats = [t.to(dtype) for t in (means, quats, scales, opac, feats)]
     viewmats, Ks = make_cameras(B, V, W, H, ortho, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, ortho)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, ortho)
     proj = project_both(cpu, emu, pargs)
     radii = proj[3]
     culled = (radii == 0).all(-1)
     assert culled[:, :, :4].all() and not culled.all()
     assert B * V * N > 256  # several projection blocks
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], radii, opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], radii, opac, feats, H, W, TILE))
     tiles = math.ceil(W / TILE) * math.ceil(H / TILE)
     assert out[4].numel() == B * V * tiles + 1
     assert (radii[..., 0] > TILE).any()  # a Gaussian over many tiles
@@ -190,7 +190,7 @@ def test_splat_fov_clamp_is_active(cpu, emu, dtype):
     special_gaussians(means, quats, scales, opac, W, H, False)
     means, quats, scales, opac, feats = [t.to(dtype) for t in (means, quats, scales, opac, feats)]
     viewmats, Ks = make_cameras(B, V, W, H, False, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
     m2, radii = proj[0][0, 0], proj[3][0, 0]
     # Gaussians 4 and 5 survive with centres outside the image: the clamp shaped their conic
@@ -207,14 +207,14 @@ def test_splat_degenerate_and_all_culled(cpu, emu, dtype):
     means, quats, scales, opac, feats = make_gaussians(B, N, C, dtype, g)
     scales[:, :4] = 0.0
     viewmats, Ks = make_cameras(B, V, W, H, False, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.0, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.0, False)
     proj = project_both(cpu, emu, pargs)
     assert (proj[3][:, :, :4] == 0).all() and (proj[3][:, :, 4:] > 0).any()
     # all culled: far plane before every Gaussian
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 1.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 1.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
     assert (proj[3] == 0).all()
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     assert out[5].numel() == 0 and (out[2] == 0).all()
     raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g)
 
@@ -229,10 +229,10 @@ def test_splat_empty(cpu, emu, dtype, sizes):
     g = torch.Generator().manual_seed(4)
     means, quats, scales, opac, feats = make_gaussians(B, N, C, dtype, g)
     viewmats, Ks = make_cameras(B, V, W, H, False, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
     project_backward_both(cpu, emu, pargs, proj, g)
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g)
 
 
@@ -261,9 +261,9 @@ def test_splat_more_gaussians_per_tile_than_one_batch(cpu, emu, dtype, opacity):
     g = torch.Generator().manual_seed(5)
     N, C, W, H = 600, 3, 20, 18
     means, quats, scales, opac, feats, viewmats, Ks = _one_tile_scene(N, C, dtype, opacity, g, W, H)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     offsets, last = out[4], out[3]
     assert offsets[1] - offsets[0] > 2 * 256  # three batches on tile 0
     if opacity[0] < 0.01:
@@ -284,9 +284,9 @@ def test_splat_channel_passes(cpu, emu, dtype, C):
     B, V, N, W, H = 1, 1, 30, 24, 20
     means, quats, scales, opac, feats = make_gaussians(B, N, C, dtype, g)
     viewmats, Ks = make_cameras(B, V, W, H, False, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     assert out[2].max() > 0.5
     raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g)
 
@@ -314,9 +314,9 @@ def test_splat_depth_order_ties(cpu, emu, dtype):
     means, quats, scales, opac, feats = [t.to(dtype) for t in (means, quats, scales, opac, feats)]
     viewmats, Ks = make_cameras(B, V, W, H, False, dtype)
     viewmats[:] = torch.eye(4, dtype=dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, 0.1, 100.0, 0.3, False)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, 0.1, 100.0, 0.3, False)
     proj = project_both(cpu, emu, pargs)
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     expected = [2, 1, 3, 5, 0, 4] if dtype == torch.float64 else [0, 1, 2, 3, 5, 4]
     assert out[5].tolist() == expected
     raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, torch.Generator().manual_seed(0))
@@ -330,8 +330,8 @@ def test_splat_negative_depths_ortho(cpu, emu, dtype):
     B, V, N, C, W, H = 1, 1, 20, 2, 20, 16
     means, quats, scales, opac, feats = make_gaussians(B, N, C, dtype, g, depth=(-2.0, 2.0))
     viewmats, Ks = make_cameras(B, V, W, H, True, dtype)
-    pargs = (means, quats, scales, opac, viewmats, Ks, W, H, -5.0, 5.0, 0.3, True)
+    pargs = (means, quats, scales, opac, viewmats, Ks, H, W, -5.0, 5.0, 0.3, True)
     proj = project_both(cpu, emu, pargs)
     assert ((proj[2] < 0) & (proj[3][..., 0] > 0)).any()
-    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, W, H, TILE))
+    out = raster_both(cpu, emu, (proj[0], proj[1], proj[2], proj[3], opac, feats, H, W, TILE))
     raster_backward_both(cpu, emu, proj, opac, feats, out, W, H, g)

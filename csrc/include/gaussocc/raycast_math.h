@@ -6,10 +6,33 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 
 #include "gaussocc/common.h"
 
 namespace gaussocc {
+
+// The grid and the distance bound of one call in the kernels' dtype T (built on the host by the
+// CPU kernel and the CUDA adapter): grid_origin and voxel_size rounded to T, max_distance clamped
+// to T's largest finite value (an infinite bound stays a bound).
+template <typename T>
+struct RaycastGrid {
+  T origin[3];
+  T voxel_size[3];
+  T max_distance;
+};
+
+template <typename T>
+inline RaycastGrid<T> make_raycast_grid(const double* grid_origin, const double* voxel_size, double max_distance) {
+  RaycastGrid<T> g;
+  for (int a = 0; a < 3; ++a) {
+    g.origin[a] = T(grid_origin[a]);
+    g.voxel_size[a] = T(voxel_size[a]);
+  }
+  g.max_distance = max_distance > double(std::numeric_limits<T>::max()) ? std::numeric_limits<T>::max()
+                                                                          : T(max_distance);
+  return g;
+}
 
 template <typename T>
 struct RayHit {

@@ -31,6 +31,11 @@ GO_HD T fov_clamp() {  // J uses x/z clamped to the FOV + 30%
   return T(0.3);
 }
 
+// The tile size of the rasterizer, the one value every backend accepts: the CUDA rasterizer runs
+// a tile as one thread block of kTileSize x kTileSize threads (a whole number of warps), and the
+// CPU rasterizer bins into the same tiles so that both return the same tile lists.
+constexpr int kTileSize = 16;
+
 template <typename T>
 struct Camera {
   T R[9];  // world -> camera rotation (row-major)
@@ -141,6 +146,55 @@ GO_HD bool pixel_radius(const T* cov2d, T opacity, int* radius) {
   radius[0] = (int)ceil(extent * sqrt(cov2d[0]));
   radius[1] = (int)ceil(extent * sqrt(cov2d[2]));
   return radius[0] > 0 || radius[1] > 0;
+}
+
+// True when the pixel box [x - rx, x + rx] x [y - ry, y + ry] of a projected Gaussian reaches the
+// width x height image.
+template <typename T>
+GO_HD bool box_on_screen(const T* mean2d, const int* radius, int width, int height) {
+  return mean2d[0] + radius[0] > 0 && mean2d[0] - radius[0] < width && mean2d[1] + radius[1] > 0 &&
+         mean2d[1] - radius[1] < height;
+}
+
+// The forward projection of one Gaussian into one camera, as both kernels run it: `project`, then
+// the culling. A Gaussian is culled outside [near, far], behind a pinhole camera, with a
+// degenerate 2D covariance, when no pixel can reach the alpha threshold (`pixel_radius`) and when
+// its pixel box misses the image. A culled Gaussian gets radii (0, 0) and a zero mean2d and conic;
+// the depth is written either way.
+template <typename T>
+GO_HD void project_and_cull(const T* mean, const T* quat, const T* scale, T opacity, const Camera<T>& cam, T near,
+                            T far, T eps2d, T* mean2d, T* conic, T* depth, int32_t* radii) {
+  Projection<T> pr;
+  int rad[2] = {0, 0};
+  bool ok = project(mean, quat, scale, cam, near, far, eps2d, mean2d, conic, depth, &pr);
+  ok = ok && pixel_radius(pr.cov2d, opacity, rad);
+  ok = ok && box_on_screen(mean2d, rad, cam.width, cam.height);
+  if (!ok) {
+    mean2d[0] = mean2d[1] = T(0);
+    conic[0] = conic[1] = conic[2] = T(0);
+    rad[0] = rad[1] = 0;
+  }
+  radii[0] = rad[0];
+  radii[1] = rad[1];
+}
+
+// The tiles [r0, r1) x [r2, r3) that the pixel box of a projected Gaussian touches, on a grid of
+// tiles_x x tiles_y tiles of tile_size pixels (pixel centres at +0.5); false for a culled
+// Gaussian (radii 0) or an empty range. The binning of both kernels.
+template <typename T>
+GO_HD bool tile_rect(const T* mean2d, const int32_t* radii, int tile_size, int64_t tiles_x, int64_t tiles_y,
+                     int64_t* r) {
+  if (radii[0] == 0 && radii[1] == 0) return false;
+  const T ts = T(tile_size);
+  const int64_t x0 = (int64_t)floor((mean2d[0] - radii[0] - T(0.5)) / ts);
+  const int64_t x1 = (int64_t)floor((mean2d[0] + radii[0] + T(0.5)) / ts) + 1;
+  const int64_t y0 = (int64_t)floor((mean2d[1] - radii[1] - T(0.5)) / ts);
+  const int64_t y1 = (int64_t)floor((mean2d[1] + radii[1] + T(0.5)) / ts) + 1;
+  r[0] = x0 > 0 ? x0 : 0;
+  r[1] = x1 < tiles_x ? x1 : tiles_x;
+  r[2] = y0 > 0 ? y0 : 0;
+  r[3] = y1 < tiles_y ? y1 : tiles_y;
+  return r[0] < r[1] && r[2] < r[3];
 }
 
 // VJP of `project`: given dL/dmean2d, dL/dconic (a, b, c as stored), dL/ddepth, accumulates

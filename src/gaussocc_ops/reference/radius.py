@@ -10,9 +10,13 @@ def radius_neighbors(
     points: torch.Tensor,
     radius: float,
     max_neighbors: int,
+    cell_size: float = 0.0,
+    *,
     chunk_elems: int = 1 << 24,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest ``<= max_neighbors`` points within ``radius`` (inclusive) of each query.
+    """Nearest ``<= max_neighbors`` points within ``radius`` (inclusive) of each query, by brute
+    force (the op ``radius_neighbors``; ``cell_size``, the kernels' grid cell, changes nothing
+    in the result and is not used).
 
     Args:
         queries ``[B, M, 3]``, points ``[B, N, 3]`` (same float dtype).

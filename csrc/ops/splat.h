@@ -1,0 +1,48 @@
+// Input checks of the splatting ops (schemas in ops/splat.cpp), shared by the CPU kernels
+// (cpu/splat.cpp) and the CUDA adapters (cuda/splat_launch.cpp). Each checks every tensor
+// argument of its op (shape, dtype, device, contiguity; see ops/checks.h) and the sizes, and
+// returns the sizes.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace gaussocc {
+
+struct ProjectSizes {
+  int64_t B, N, V;
+};
+
+struct RasterSizes {
+  int64_t B, V, N, C;
+};
+
+// project_gaussians: means [B,N,3], quats [B,N,4], scales [B,N,3], opacities [B,N],
+// viewmats [B,V,4,4], Ks [B,V,3,3] (one float dtype); height, width > 0.
+ProjectSizes check_project_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
+                                  const at::Tensor& opacities, const at::Tensor& viewmats, const at::Tensor& Ks,
+                                  int64_t height, int64_t width);
+
+// project_gaussians_backward: the forward's inputs (no opacities), radii [B,V,N,2] int32 and the
+// gradients of means2d, conics and depths.
+ProjectSizes check_project_backward_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
+                                           const at::Tensor& viewmats, const at::Tensor& Ks, const at::Tensor& radii,
+                                           const at::Tensor& g_means2d, const at::Tensor& g_conics,
+                                           const at::Tensor& g_depths, int64_t height, int64_t width);
+
+// rasterize: means2d [B,V,N,2], conics [B,V,N,3], depths [B,V,N], radii [B,V,N,2] int32,
+// opacities [B,N], features [B,N,C]; height, width > 0; tile_size == splat::kTileSize.
+RasterSizes check_raster_inputs(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
+                                const at::Tensor& radii, const at::Tensor& opacities, const at::Tensor& features,
+                                int64_t height, int64_t width, int64_t tile_size);
+
+// rasterize_backward: the forward's inputs (no radii), what the forward returned (alpha,
+// last_ids, tile_offsets, flat_ids) and the gradients of its images.
+RasterSizes check_raster_backward_inputs(const at::Tensor& means2d, const at::Tensor& conics,
+                                         const at::Tensor& depths, const at::Tensor& opacities,
+                                         const at::Tensor& features, const at::Tensor& alpha,
+                                         const at::Tensor& last_ids, const at::Tensor& offsets, const at::Tensor& ids,
+                                         const at::Tensor& g_feat, const at::Tensor& g_depth,
+                                         const at::Tensor& g_alpha, int64_t height, int64_t width,
+                                         int64_t tile_size);
+
+}  // namespace gaussocc
