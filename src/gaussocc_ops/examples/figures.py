@@ -36,6 +36,30 @@ def _require_matplotlib():
     return Figure
 
 
+def pixel_rays(K: torch.Tensor, cam2world: torch.Tensor, image_size):
+    """World-frame ``origins, directions [H*W, 3]`` through the pixel centres of a pinhole
+    camera ``K [3, 3]``, ``cam2world [4, 4]`` (directions have camera z = 1)."""
+    H, W = image_size
+    v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    rays = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
+    dirs = rays.reshape(-1, 3) @ cam2world[:3, :3].T
+    return cam2world[:3, 3].expand_as(dirs).contiguous(), dirs.contiguous()
+
+
+@torch.no_grad()
+def camera_labels(
+    labels: torch.Tensor, grid: VoxelGrid, K: torch.Tensor, cam2world: torch.Tensor, image_size
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a pinhole camera sees of ``labels [X, Y, Z]``: the label of the first occupied
+    voxel on each pixel's ray ``[H, W]`` (-1: none) and its z-depth ``[H, W]`` (where the ray
+    enters that voxel; ``inf`` for none), by :func:`gaussocc_ops.raycast`."""
+    H, W = image_size
+    origins, dirs = pixel_rays(K, cam2world, image_size)
+    hit = raycast(labels[None], grid, origins[None], dirs[None], empty_class=scenes.EMPTY_CLASS)
+    z = hit.distance[0] / dirs.norm(dim=-1)  # distance along a ray of camera z = 1 per unit
+    return hit.label[0].reshape(H, W), z.reshape(H, W)
+
+
 def _shade(labels, grid, origins, dirs, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
     """Colours ``[R, 3]`` of rays ``origins, dirs [R, 3]`` through ``labels [X, Y, Z]``."""
     hit = raycast(labels[None], grid, origins[None], dirs[None], empty_class=scenes.EMPTY_CLASS)
@@ -65,11 +89,8 @@ def label_image(
     """``[H, W, 3]`` colours of ``labels [X, Y, Z]`` seen by the pinhole camera ``K [3, 3]``
     (for ``image_size = (H, W)``), ``cam2world [4, 4]``; empty space is white."""
     H, W = image_size
-    v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
-    rays = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
-    dirs = rays.reshape(-1, 3) @ cam2world[:3, :3].T
-    origins = cam2world[:3, 3].expand_as(dirs)
-    return _shade(labels, grid, origins.contiguous(), dirs.contiguous()).reshape(H, W, 3)
+    origins, dirs = pixel_rays(K, cam2world, image_size)
+    return _shade(labels, grid, origins, dirs).reshape(H, W, 3)
 
 
 @torch.no_grad()
@@ -124,12 +145,13 @@ def prediction_figure(
     title: str,
     scale: int = 2,
     subtitles: Mapping[str, str] | None = None,
+    depth: torch.Tensor | None = None,
 ) -> Path:
-    """Write one figure: the input ``rgb [3, H, W]``, then each of ``labels`` (name ->
-    ``[X, Y, Z]``, the ground truth first) drawn from the input camera (``scale`` times the
-    input resolution, top row) and from above without the ceiling (bottom row), with a
-    title per panel (``subtitles[name]`` adds a second line, e.g. metrics) and the class
-    legend. Returns ``path``."""
+    """Write one figure: the input ``rgb [3, H, W]`` (and below it the input ``depth [H, W]``
+    when given), then each of ``labels`` (name -> ``[X, Y, Z]``, the ground truth first) drawn
+    from the input camera (``scale`` times the input resolution, top row) and from above
+    without the ceiling (bottom row), with a title per panel (``subtitles[name]`` adds a
+    second line, e.g. metrics) and the class legend. Returns ``path``."""
     Figure = _require_matplotlib()
     H, W = rgb.shape[-2:]
     size = (H * scale, W * scale)
@@ -140,7 +162,12 @@ def prediction_figure(
     axes = fig.subplots(2, n)
     axes[0, 0].imshow(rgb.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
     axes[0, 0].set_title(f"input image ({H}x{W})", fontsize=9)
-    axes[1, 0].axis("off")
+    if depth is not None:
+        shown = axes[1, 0].imshow(depth.numpy(), cmap="viridis_r", interpolation="nearest")
+        axes[1, 0].set_title("input depth prior (m)", fontsize=9)
+        fig.colorbar(shown, ax=axes[1, 0], shrink=0.7)
+    else:
+        axes[1, 0].axis("off")
     for col, (name, lab) in enumerate(labels.items(), start=1):
         extra = f"\n{subtitles[name]}" if subtitles and name in subtitles else ""
         cam = label_image(lab, grid, Ks, cam2world, size)

@@ -50,6 +50,37 @@ class SceneData:
             list(seeds), b.rgb, b.depth, b.prior, b.K, b.cam2world, b.voxel_labels, grid
         )
 
+    @classmethod
+    def walk(
+        cls,
+        frames: list[tuple[int, float]],
+        grid: VoxelGrid,
+        image_size=(96, 128),
+        prior_noise: tuple[float, float] = scenes.PRIOR_NOISE,
+    ) -> SceneData:
+        """Frames ``(scene seed, angle in degrees)`` of :func:`scenes.walk_camera`, each with
+        its room's full voxel labels and a depth prior drawn from the seed and the angle."""
+        items, cache = [], {}
+        for seed, angle in frames:
+            if seed not in cache:
+                scene = scenes.make_scene(int(seed), grid=grid)
+                cache[seed] = (scene, scenes.voxel_labels(scene, grid))
+            scene, labels = cache[seed]
+            frame = scenes.render_frame(scene, scenes.walk_camera(scene, angle, image_size=image_size))
+            g = torch.Generator().manual_seed(int(seed) * 7919 + int(round(angle * 10)) + 3)
+            prior = scenes.noisy_prior(frame.depth[None], *prior_noise, generator=g)[0]
+            items.append((frame, prior, labels))
+        return cls(
+            [seed for seed, _ in frames],
+            torch.stack([f.rgb for f, _, _ in items]),
+            torch.stack([f.depth for f, _, _ in items]),
+            torch.stack([p for _, p, _ in items]),
+            torch.stack([f.K for f, _, _ in items]),
+            torch.stack([f.cam2world for f, _, _ in items]),
+            torch.stack([lab for _, _, lab in items]),
+            grid,
+        )
+
     def __len__(self) -> int:
         return len(self.seeds)
 
@@ -128,6 +159,24 @@ def predict(model, data: SceneData, batch_size: int = 8) -> Iterator[tuple[Scene
         yield batch, logits.argmax(1)
 
 
+def _project_centers(K, cam2world, grid, dtype):
+    """Voxel centres in each camera: ``z [B, N]`` and pixel coordinates ``uv [B, N, 2]``."""
+    centers = grid.centers(dtype=dtype).reshape(-1, 3)
+    world2cam = torch.linalg.inv(cam2world)
+    p = centers @ world2cam[:, :3, :3].transpose(1, 2) + world2cam[:, None, :3, 3]
+    z = p[..., 2]
+    return z, (p @ K.transpose(1, 2))[..., :2] / z.clamp(min=1e-6)[..., None]
+
+
+def in_view(K: torch.Tensor, cam2world: torch.Tensor, image_size, grid: VoxelGrid) -> torch.Tensor:
+    """``[B, X, Y, Z]`` bool: voxels whose centre lies in the view frustum of each camera."""
+    H, W = image_size
+    z, uv = _project_centers(K, cam2world, grid, K.dtype)
+    inside = (z > 1e-3) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0)
+    inside = inside & (uv[..., 1] < H)
+    return inside.reshape(-1, *grid.shape)
+
+
 def visible_free_space(
     depth: torch.Tensor, K: torch.Tensor, cam2world: torch.Tensor, grid: VoxelGrid
 ) -> torch.Tensor:
@@ -135,11 +184,7 @@ def visible_free_space(
     (more than half a voxel before the exact ``depth [B, 1, H, W]`` at the nearest pixel), i.e.
     observed free space."""
     B, _, H, W = depth.shape
-    centers = grid.centers(dtype=depth.dtype).reshape(-1, 3)
-    world2cam = torch.linalg.inv(cam2world)
-    p = centers @ world2cam[:, :3, :3].transpose(1, 2) + world2cam[:, None, :3, 3]
-    z = p[..., 2]
-    uv = (p @ K.transpose(1, 2))[..., :2] / z.clamp(min=1e-6)[..., None]
+    z, uv = _project_centers(K, cam2world, grid, depth.dtype)
     col, row = uv[..., 0].floor().long(), uv[..., 1].floor().long()
     inside = (z > 1e-3) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
     flat = (row.clamp(0, H - 1) * W + col.clamp(0, W - 1))
@@ -278,15 +323,18 @@ def fit(
     lr: float,
     seed: int,
     name: str = "",
-    log=print,
     progress: bool = True,
+    on_step=None,
+    on_epoch=None,
 ) -> dict:
     """Train ``model`` with Adam and a one-cycle learning rate (peak ``lr``) for ``epochs``
     passes over ``train`` (batches from :func:`batch_order` with ``seed``), measuring
     :func:`held_out_metrics` on ``val`` before training and after every epoch.
 
-    Returns ``{"step_losses": [...], "epochs": [metrics before training, after epoch 1, ...]}``
-    (metrics as in :meth:`HeldOutMetrics.compute`, plus the epoch's mean ``loss``).
+    ``progress`` draws a rich progress bar per epoch; ``on_step(epoch, step, steps, mean_loss)``
+    and ``on_epoch(epoch, metrics)`` are called as training goes (e.g. to report from another
+    process). Returns ``{"step_losses": [...], "epochs": [metrics before training, after epoch
+    1, ...]}`` (metrics as in :meth:`HeldOutMetrics.compute`, plus the epoch's mean ``loss``).
     """
     steps_per_epoch = len(train) // batch_size
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -296,15 +344,20 @@ def fit(
     history = {"step_losses": [], "epochs": [held_out_metrics(model, val)]}
     for epoch in range(epochs):
         order = batch_order(len(train), batch_size, epoch=epoch, seed=seed)
-        description = f"  [{name}] epoch {epoch + 1}/{epochs}"
         if progress:
-            with progress_bar(len(order), description) as bar:
+            with progress_bar(len(order), f"  [{name}] epoch {epoch + 1}/{epochs}") as bar:
                 losses = train_epoch(model, opt, train, order, scheduler=sched, progress=bar)
                 metrics = held_out_metrics(model, val)
                 bar(len(order), sum(losses) / len(losses), f"| held-out {fmt_short(metrics)}")
         else:
-            losses = train_epoch(model, opt, train, order, scheduler=sched)
+            report = None
+            if on_step is not None:
+                def report(step, loss, epoch=epoch, steps=len(order)):
+                    on_step(epoch, step, steps, loss)
+            losses = train_epoch(model, opt, train, order, scheduler=sched, progress=report)
             metrics = held_out_metrics(model, val)
         history["step_losses"] += losses
         history["epochs"].append({"loss": sum(losses) / len(losses), **metrics})
+        if on_epoch is not None:
+            on_epoch(epoch, history["epochs"][-1])
     return history
