@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Type-checks every csrc/cuda/*_launch.cpp (the torch -> CUDA adapters) with g++ -fsyntax-only
+# Type-checks every csrc/cuda/*_launch.cpp (the torch -> CUDA adapters) with g++ -fsyntax-only,
+# one by one and together as the builds compile them,
 # against the installed torch's headers and the CUDA toolkit's headers. A CPU build of torch
 # lacks a few CUDA library headers and one generated c10 header that ATen/cuda includes; this
 # script supplies minimal declarations of those for the check only (nothing is linked).
@@ -30,4 +31,21 @@ for f in "${files[@]}"; do
     echo "g++ -fsyntax-only FAILED: $f"; status=1
   fi
 done
+# The builds compile the adapters together, as one unity translation unit
+# (src/gaussocc_ops/_build.py): names must not clash between them.
+"$PY" - "$stubs/unity" <<'PYEOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_gaussocc_build", "src/gaussocc_ops/_build.py")
+b = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = b
+spec.loader.exec_module(b)
+b.write_unity_sources(b.find_sources(b.Path("csrc")), b.Path(sys.argv[1]), with_cuda=True)
+PYEOF
+unit="$stubs/unity/unity_cuda_adapters_0.cpp"
+if g++ -std=c++20 -fsyntax-only -w $includes -I"$cuda_home/include" -idirafter "$stubs" \
+    -Icsrc/include -Icsrc -DGAUSSOCC_WITH_CUDA "$unit"; then
+  echo "g++ -fsyntax-only ok: the adapters as one unity translation unit"
+else
+  echo "g++ -fsyntax-only FAILED: the adapters as one unity translation unit ($unit)"; status=1
+fi
 exit $status

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the main demo on a fresh machine: installs what is missing, then the demo.
+# The main demo on a fresh machine: installs what is missing (scripts/setup_env.sh), then trains
+# the small example model with and without GaussRenderLoss and writes pictures to demo_out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+echo "[demo] python -m gaussocc_ops.examples.demo (about half a minute on 2 idle cores; it prints its progress)"
 exec "${PYTHON:-python3}" -m gaussocc_ops.examples.demo "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the test suite on a fresh machine: installs what is missing, then pytest.
+# The tests on a fresh machine: installs what is missing (scripts/setup_env.sh; a current build is
+# reused, not rebuilt), then pytest on tests/ plus the docstring examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GAUSSOCC_REBUILD=${GAUSSOCC_REBUILD:-1} bash scripts/setup_env.sh
+bash scripts/setup_env.sh
+echo "[test] python -m pytest -q tests src/gaussocc_ops --doctest-modules (about 1 minute on 2 idle cores)"
 exec "${PYTHON:-python3}" -m pytest -q tests src/gaussocc_ops --doctest-modules "$@"

@@ -1,7 +1,7 @@
 // CPU voxel ray caster: one Amanatides-Woo walk per ray (csrc/include/gaussocc/raycast_math.h).
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <limits>
 

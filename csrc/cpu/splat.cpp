@@ -220,7 +220,7 @@ void rasterize_forward_cpu(const RasterShape& s, const T* means2d, const T* coni
                                         cy - means2d[i * 2 + 1], &g);
             if (alpha == T(0)) continue;
             const T next_T = T_cur * (T(1) - alpha);
-            if (next_T <= T(kTransmittanceMin)) break;
+            if (next_T <= transmittance_min<T>()) break;
             const T w = alpha * T_cur;
             const T* f = features + (b * s.N + n) * C;
             for (int64_t c = 0; c < C; ++c) acc[c] += w * f[c];

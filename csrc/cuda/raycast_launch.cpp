@@ -1,8 +1,8 @@
 // torch -> raw pointer adapter of the CUDA ray caster (built only with CUDA).
+#include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <limits>
 

@@ -89,11 +89,15 @@ __global__ void count_tiles_kernel(const T* means2d, const int32_t* radii, TileS
   counts[i] = tile_rect(means2d + i * 2, radii + i * 2, s, r) ? (r[1] - r[0]) * (r[3] - r[2]) : 0;
 }
 
-// Depths are >= 0 for every Gaussian that survives culling, so the float bit pattern orders them.
+// The depth as 32 bits whose unsigned order is the order of the depths rounded to float: the
+// sign bit set on positive values, every bit flipped on negative ones (an orthographic camera
+// with a negative near plane keeps Gaussians at negative depths), -0 taken as +0. Rounding to
+// float keeps the order of float64 depths but can tie them; refine_ties_kernel sorts such ties.
 template <typename T>
 __device__ uint32_t depth_bits(T depth) {
   const float d = (float)depth;
-  return d > 0.f ? __float_as_uint(d) : 0u;
+  const uint32_t b = __float_as_uint(d == 0.f ? 0.f : d);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
 template <typename T>
@@ -114,6 +118,26 @@ __global__ void emit_kernel(const T* means2d, const int32_t* radii, const T* dep
       values[out] = n;
       ++out;
     }
+  }
+}
+
+// Float64 depths: runs of equal keys (one tile, depths equal after rounding to float) are
+// re-sorted by the float64 depth, by the thread at the start of each run. Insertion sort is
+// stable, so equal float64 depths stay in index order, the CPU kernel's order. Runs are short:
+// equal float32 depths from distinct float64 ones, or equal depths, which insertion sort passes
+// over in one step each.
+template <typename T>
+__global__ void refine_ties_kernel(const int64_t* keys, int64_t n, const T* depths, TileShape s, int32_t* ids) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n || (i > 0 && keys[i - 1] == keys[i]) || i + 1 == n || keys[i + 1] != keys[i]) return;
+  const int64_t img = (int64_t)((uint64_t)keys[i] >> 32) / s.tiles;
+  const T* d = depths + img * s.N;
+  for (int64_t a = i + 1; a < n && keys[a] == keys[i]; ++a) {
+    const int32_t id = ids[a];
+    const T da = d[id];
+    int64_t b = a;
+    for (; b > i && d[ids[b - 1]] > da; --b) ids[b] = ids[b - 1];
+    ids[b] = id;
   }
 }
 
@@ -189,7 +213,7 @@ __global__ void __launch_bounds__(kBlock) rasterize_forward_kernel(
       const T alpha = pixel_alpha(sh.conic[j], sh.opac[j], cx - sh.m2[j][0], cy - sh.m2[j][1], &g);
       if (alpha == T(0)) continue;
       const T next_T = T_cur * (T(1) - alpha);
-      if (next_T <= T(kTransmittanceMin)) {
+      if (next_T <= transmittance_min<T>()) {
         done = true;
         break;
       }
@@ -332,10 +356,12 @@ __global__ void __launch_bounds__(kBlock) rasterize_backward_kernel(
   }
 }
 
-// Channels per pass: the smallest of 4, 8, 16, 32 that holds what is left (32 at most).
+// Channels per pass: the smallest of 4, 8, 16, 32 that holds what is left (32 at most). There
+// is always a first pass, even for C = 0: it writes depth, alpha and the last ids (forward) and
+// their gradients (backward).
 template <typename Fn>
 void for_each_channel_pass(int64_t C, Fn&& fn) {
-  for (int64_t c0 = 0; c0 < C; c0 += 32) {
+  for (int64_t c0 = 0; c0 == 0 || c0 < C; c0 += 32) {
     const int64_t left = C - c0;
     if (left <= 4) fn(c0, std::integral_constant<int, 4>{});
     else if (left <= 8) fn(c0, std::integral_constant<int, 8>{});
@@ -418,6 +444,14 @@ void sort_intersections(const int64_t* keys_in, int64_t* keys_out, const int32_t
                                   reinterpret_cast<uint64_t*>(keys_out), values_in, values_out, n, 0, end_bit, stream);
 }
 
+template <typename T>
+void refine_depth_ties(const int64_t* sorted_keys, int64_t n, const T* depths, const TileShape& s, int32_t* ids,
+                       cudaStream_t stream) {
+  // float depths are exact in the keys
+  if (n == 0 || sizeof(T) == sizeof(float)) return;
+  refine_ties_kernel<T><<<blocks_for(n), kThreads1D, 0, stream>>>(sorted_keys, n, depths, s, ids);
+}
+
 void tile_ranges(const int64_t* sorted_keys, int64_t n, int64_t total_tiles, int64_t* offsets, cudaStream_t stream) {
   if (n == 0) {
     cudaMemsetAsync(offsets, 0, sizeof(int64_t) * (total_tiles + 1), stream);
@@ -465,6 +499,7 @@ void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const T* means
   template void count_tiles<T>(const T*, const int32_t*, const TileShape&, int64_t*, cudaStream_t);              \
   template void emit_intersections<T>(const T*, const int32_t*, const T*, const int64_t*, const TileShape&,       \
                                       int64_t*, int32_t*, cudaStream_t);                                           \
+  template void refine_depth_ties<T>(const int64_t*, int64_t, const T*, const TileShape&, int32_t*, cudaStream_t); \
   template void rasterize_forward<T>(const TileShape&, int64_t, int64_t, const T*, const T*, const T*, const T*,  \
                                      const T*, const int64_t*, const int32_t*, T*, T*, T*, int32_t*,             \
                                      cudaStream_t);                                                                \

@@ -31,8 +31,9 @@ void project_backward(const T* means, const T* quats, const T* scales, const T* 
 
 // Binning, in steps so that the caller can allocate between them:
 // 1. tiles touched per Gaussian, 2. inclusive scan of those counts (cub), 3. one 64-bit key
-// (tile << 32 | depth bits) and value (Gaussian index) per intersection, 4. radix sort of the
-// pairs (cub, stable), 5. per-tile ranges of the sorted list.
+// (tile << 32 | depth rounded to float, as ordered bits) and value (Gaussian index) per
+// intersection, 4. radix sort of the pairs (cub, stable), 5. for float64 depths, ties of the
+// rounded depths sorted by the exact ones, 6. per-tile ranges of the sorted list.
 template <typename T>
 void count_tiles(const T* means2d, const int32_t* radii, const TileShape& s, int64_t* counts, cudaStream_t stream);
 size_t scan_temp_bytes(int64_t n);
@@ -44,6 +45,9 @@ int sort_end_bit(const TileShape& s);
 size_t sort_temp_bytes(int64_t n, int end_bit);
 void sort_intersections(const int64_t* keys_in, int64_t* keys_out, const int32_t* values_in, int32_t* values_out,
                         int64_t n, int end_bit, void* temp, size_t temp_bytes, cudaStream_t stream);
+template <typename T>
+void refine_depth_ties(const int64_t* sorted_keys, int64_t n, const T* depths, const TileShape& s, int32_t* ids,
+                       cudaStream_t stream);
 void tile_ranges(const int64_t* sorted_keys, int64_t n, int64_t total_tiles, int64_t* offsets, cudaStream_t stream);
 
 template <typename T>

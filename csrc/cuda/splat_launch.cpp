@@ -113,6 +113,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     auto sort_tmp = at::empty({(int64_t)sort_bytes + 1}, opts.dtype(at::kByte));
     cuda::sort_intersections(keys.data_ptr<int64_t>(), keys_sorted.data_ptr<int64_t>(), values.data_ptr<int32_t>(),
                              ids.data_ptr<int32_t>(), total, end_bit, sort_tmp.data_ptr(), sort_bytes, stream);
+    cuda::refine_depth_ties<scalar_t>(keys_sorted.data_ptr<int64_t>(), total, depths.data_ptr<scalar_t>(), s,
+                                      ids.data_ptr<int32_t>(), stream);
     cuda::tile_ranges(keys_sorted.data_ptr<int64_t>(), total, s.images * s.tiles, offsets.data_ptr<int64_t>(),
                       stream);
     cuda::rasterize_forward<scalar_t>(s, sz.V, sz.C, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),

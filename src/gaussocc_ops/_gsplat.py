@@ -8,13 +8,23 @@ the background is added by the caller, as for our kernels.
 
 from __future__ import annotations
 
+EXTRA_HINT = "pip install 'gaussocc-ops[gsplat]'"
+
 
 def _rasterization():
+    """gsplat's ``rasterization``, imported on the first ``backend="gsplat"`` call only."""
     try:
         from gsplat import rasterization
-    except Exception as exc:  # not installed, or its CUDA code failed to compile
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "gsplat":
+            raise
+        raise ImportError(
+            "backend='gsplat' needs the optional dependency gsplat, which is not installed: "
+            f"{EXTRA_HINT}"
+        ) from exc
+    except Exception as exc:  # installed, but its CUDA code failed to compile or load
         raise RuntimeError(
-            "backend='gsplat' needs a working gsplat (pip install gsplat; it compiles its CUDA "
+            "backend='gsplat': gsplat is installed but failed to import (it compiles its CUDA "
             f"code on first use): {type(exc).__name__}: {exc}"
         ) from exc
     return rasterization

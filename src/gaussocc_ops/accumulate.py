@@ -287,5 +287,4 @@ def _register_autograd() -> None:
         )
 
 
-if _ext.has_op(OP):
-    _register_autograd()
+_ext.on_load(OP, _register_autograd)

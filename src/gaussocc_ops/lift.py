@@ -316,5 +316,4 @@ def _register_autograd() -> None:
                 torch.empty_like(sigma))
 
 
-if _ext.has_op("soft_gated_lift"):
-    _register_autograd()
+_ext.on_load("soft_gated_lift", _register_autograd)

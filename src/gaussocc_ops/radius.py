@@ -139,8 +139,7 @@ def _resolve_backend(backend: str, device: torch.device, op: str = "radius_neigh
     return backend
 
 
-if _ext.has_op("radius_neighbors"):
-
+def _register_fake():
     @torch.library.register_fake("gaussocc::radius_neighbors")
     def _(queries, points, radius, max_neighbors, cell_size):
         B, M = queries.shape[:2]
@@ -148,3 +147,6 @@ if _ext.has_op("radius_neighbors"):
             queries.new_empty(B, M, max_neighbors, dtype=torch.long),
             queries.new_empty(B, M, max_neighbors),
         )
+
+
+_ext.on_load("radius_neighbors", _register_fake)

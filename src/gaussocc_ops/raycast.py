@@ -149,5 +149,4 @@ def _register_fake() -> None:
         return origins.new_empty(B, R), origins.new_empty(B, R, dtype=torch.int64)
 
 
-if _ext.has_op("raycast"):
-    _register_fake()
+_ext.on_load("raycast", _register_fake)

@@ -273,8 +273,10 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-if _ext.has_op("snog_accept"):
-
+def _register_fake():
     @torch.library.register_fake("gaussocc::snog_accept")
     def _(candidates, positions, count, patch_size):
         return torch.empty_like(positions), torch.empty_like(count)
+
+
+_ext.on_load("snog_accept", _register_fake)

@@ -375,5 +375,4 @@ def _register_autograd() -> None:
         )
 
 
-if _ext.has_op("rasterize"):
-    _register_autograd()
+_ext.on_load("rasterize", _register_autograd)

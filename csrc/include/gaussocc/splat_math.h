@@ -11,10 +11,25 @@
 namespace gaussocc {
 namespace splat {
 
-constexpr float kAlphaThreshold = 1.0f / 255.0f;  // a Gaussian with alpha below skips the pixel
-constexpr float kAlphaMax = 0.999f;               // alpha is clamped to this
-constexpr float kTransmittanceMin = 1e-4f;        // stop before T would drop to <= this
-constexpr float kFovClamp = 0.3f;                 // J uses x/z clamped to the FOV + 30%
+// Constants of the compositing, each the value of type T nearest to it (as the reference
+// computes them from Python floats): float literals would make the float64 kernels use
+// 0.999f = 0.99900001287..., 0.3f = 0.30000001192... and so on.
+template <typename T>
+GO_HD T alpha_threshold() {  // a Gaussian with alpha below skips the pixel
+  return T(1) / T(255);
+}
+template <typename T>
+GO_HD T alpha_max() {  // alpha is clamped to this
+  return T(0.999);
+}
+template <typename T>
+GO_HD T transmittance_min() {  // stop before T would drop to <= this
+  return T(1e-4);
+}
+template <typename T>
+GO_HD T fov_clamp() {  // J uses x/z clamped to the FOV + 30%
+  return T(0.3);
+}
 
 template <typename T>
 struct Camera {
@@ -87,10 +102,10 @@ GO_HD bool project(const T* mean, const T* quat, const T* scale, const Camera<T>
     mean2d[0] = cam.fx * x * rz + cam.cx;
     mean2d[1] = cam.fy * y * rz + cam.cy;
     const T tan_x = T(0.5) * cam.width / cam.fx, tan_y = T(0.5) * cam.height / cam.fy;
-    const T lim_xp = (cam.width - cam.cx) / cam.fx + T(kFovClamp) * tan_x;
-    const T lim_xn = cam.cx / cam.fx + T(kFovClamp) * tan_x;
-    const T lim_yp = (cam.height - cam.cy) / cam.fy + T(kFovClamp) * tan_y;
-    const T lim_yn = cam.cy / cam.fy + T(kFovClamp) * tan_y;
+    const T lim_xp = (cam.width - cam.cx) / cam.fx + fov_clamp<T>() * tan_x;
+    const T lim_xn = cam.cx / cam.fx + fov_clamp<T>() * tan_x;
+    const T lim_yp = (cam.height - cam.cy) / cam.fy + fov_clamp<T>() * tan_y;
+    const T lim_yn = cam.cy / cam.fy + fov_clamp<T>() * tan_y;
     const T ux = x * rz, uy = y * rz;
     pr.clamp_x = ux < -lim_xn || ux > lim_xp;
     pr.clamp_y = uy < -lim_yn || uy > lim_yp;
@@ -121,8 +136,8 @@ GO_HD bool project(const T* mean, const T* quat, const T* scale, const Camera<T>
 // Returns false when no pixel can reach the threshold.
 template <typename T>
 GO_HD bool pixel_radius(const T* cov2d, T opacity, int* radius) {
-  if (!(opacity >= T(kAlphaThreshold))) return false;
-  const T extent = sqrt(T(2) * log(opacity / T(kAlphaThreshold)));
+  if (!(opacity >= alpha_threshold<T>())) return false;
+  const T extent = sqrt(T(2) * log(opacity / alpha_threshold<T>()));
   radius[0] = (int)ceil(extent * sqrt(cov2d[0]));
   radius[1] = (int)ceil(extent * sqrt(cov2d[2]));
   return radius[0] > 0 || radius[1] > 0;
@@ -246,17 +261,17 @@ GO_HD T pixel_alpha(const T* conic, T opacity, T dx, T dy, T* gauss_out) {
   const T g = exp(-sigma);
   const T a = opacity * g;
   *gauss_out = g;
-  if (a < T(kAlphaThreshold)) return T(0);
-  return a < T(kAlphaMax) ? a : T(kAlphaMax);
+  if (a < alpha_threshold<T>()) return T(0);
+  return a < alpha_max<T>() ? a : alpha_max<T>();
 }
 
 // Given dL/dalpha at a pixel, accumulates dL/dmean2d, dL/dconic, dL/dopacity. No gradient
-// flows where alpha is clamped to kAlphaMax.
+// flows where alpha is clamped to alpha_max.
 template <typename T>
 GO_HD void pixel_alpha_vjp(const T* conic, T opacity, T g, T dx, T dy, T g_alpha, T* g_mean2d, T* g_conic,
                            T* g_opacity) {
   const T raw = opacity * g;
-  if (raw > T(kAlphaMax)) return;
+  if (raw > alpha_max<T>()) return;
   *g_opacity += g * g_alpha;
   const T g_sigma = -raw * g_alpha;
   // dx = px - mean_x: dsigma/dmean_x = -(a dx + b dy)
