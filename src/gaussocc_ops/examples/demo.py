@@ -59,7 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe = Recipe()
     p.add_argument("--out", default="demo_out", help="folder for the figures (default demo_out)")
     p.add_argument(
-        "--epochs", type=int, default=recipe.epochs, help=f"training epochs (default {recipe.epochs})"
+        "--epochs",
+        type=int,
+        default=recipe.epochs,
+        help=f"training epochs (default {recipe.epochs})",
     )
     p.add_argument(
         "--train-scenes",
@@ -288,7 +291,9 @@ def train_in_parallel(settings: dict, recipe: Recipe, args) -> tuple[dict, dict]
                 except queue_module.Empty:
                     dead = [n for n, p in procs.items() if not p.is_alive() and n not in results]
                     if dead:
-                        raise RuntimeError(f"training process {dead} ended without a result")
+                        raise RuntimeError(
+                            f"training process {dead} ended without a result"
+                        ) from None
                     continue
                 kind, name = message[:2]
                 if kind == "step":
@@ -335,7 +340,8 @@ def write_figures(out: Path, models: dict, runs: dict, val: SceneData, args) -> 
         labels[name] = pred[0]
         final = runs[name]["epochs"][-1]
         subtitles[name] = (
-            f"held-out mIoU {100 * final['miou']:.1f}, furniture {100 * final['furniture_miou']:.1f}"
+            f"held-out mIoU {100 * final['miou']:.1f}, "
+            f"furniture {100 * final['furniture_miou']:.1f}"
         )
     predictions = figures.prediction_figure(
         out / "demo_predictions.png",

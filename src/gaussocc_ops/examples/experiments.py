@@ -367,7 +367,7 @@ def depth_errors(depth: torch.Tensor, truth: torch.Tensor) -> dict:
 
 
 def _vipocc_job(args) -> dict:
-    from gaussocc_ops.examples.models import ViPOccDepthBranch, ViewPair
+    from gaussocc_ops.examples.models import ViewPair, ViPOccDepthBranch
 
     setting, recipe, seed = args
     torch.set_num_threads(1)
@@ -458,6 +458,8 @@ DEPTH_SETTINGS = {
     "eq7": DepthSetting((1.0, 1.0)),
     "ta": DepthSetting((1.0, 0.0)),
     "eq7-detached": DepthSetting((1.0, 1.0), detach=True),
+    "eq7-bounded": DepthSetting((1.0, 1.0), bound=0.2),
+    "ta-bounded": DepthSetting((1.0, 0.0), bound=0.2),
 }
 
 
@@ -683,10 +685,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument(
         "--depth-settings",
         nargs="*",
-        default=list(DEPTH_SETTINGS),
+        default=["eq7", "ta", "eq7-detached"],
         choices=list(DEPTH_SETTINGS),
         help="losses trained: eq7 (ViPOcc's Eq. 7, both terms), ta (temporal alignment only), "
-        "eq7-detached (Eq. 7 with the aligned depth detached in L_rc^d)",
+        "eq7-detached (Eq. 7 with the aligned depth detached in L_rc^d), eq7-bounded and "
+        "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p, not in ViPOcc)",
     )
     return p.parse_args(argv)
 

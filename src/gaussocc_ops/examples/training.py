@@ -66,7 +66,8 @@ class SceneData:
                 scene = scenes.make_scene(int(seed), grid=grid)
                 cache[seed] = (scene, scenes.voxel_labels(scene, grid))
             scene, labels = cache[seed]
-            frame = scenes.render_frame(scene, scenes.walk_camera(scene, angle, image_size=image_size))
+            camera = scenes.walk_camera(scene, angle, image_size=image_size)
+            frame = scenes.render_frame(scene, camera)
             g = torch.Generator().manual_seed(int(seed) * 7919 + int(round(angle * 10)) + 3)
             prior = scenes.noisy_prior(frame.depth[None], *prior_noise, generator=g)[0]
             items.append((frame, prior, labels))
@@ -150,7 +151,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def predict(model, data: SceneData, batch_size: int = 8) -> Iterator[tuple[SceneData, torch.Tensor]]:
+def predict(
+    model, data: SceneData, batch_size: int = 8
+) -> Iterator[tuple[SceneData, torch.Tensor]]:
     """``(batch, labels [b, X, Y, Z])``: the model's argmax prediction, batch by batch."""
     model.eval()
     for start in range(0, len(data), batch_size):
@@ -352,7 +355,9 @@ def fit(
         else:
             report = None
             if on_step is not None:
-                def report(step, loss, epoch=epoch, steps=len(order)):
+                steps = len(order)
+
+                def report(step, loss, epoch=epoch, steps=steps):
                     on_step(epoch, step, steps, loss)
             losses = train_epoch(model, opt, train, order, scheduler=sched, progress=report)
             metrics = held_out_metrics(model, val)
