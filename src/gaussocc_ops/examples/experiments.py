@@ -278,10 +278,14 @@ def gaussrender_experiment(args, log=print) -> dict:
         if r["setting"]["weight"] > 0:
             means.setdefault(r["setting"]["weight"], []).append(r["history"]["epochs"][-1]["miou"])
     best = max(means, key=lambda w: statistics.fmean(means[w])) if means else None
+    stage2 = best if args.strategy_weight is None else args.strategy_weight
     others = [s for s in args.strategies if s != "sensor"]
-    if best is not None and others:
-        log(f"best λ with the sensor camera (mean mIoU): {best:g}; now the cameras {others}")
-        jobs = [(RenderSetting(best, s), recipe, seed) for s in others for seed in seeds]
+    if stage2 is not None and others:
+        log(
+            f"best λ with the sensor camera (mean mIoU): {best}; the cameras {others} "
+            f"at λ = {stage2:g}"
+        )
+        jobs = [(RenderSetting(stage2, s), recipe, seed) for s in others for seed in seeds]
         results += run_jobs(_job, jobs, args.workers, log, _cache(args))
     table = gaussrender_table(results)
     log("\nGaussRender on held-out rooms (final epoch, mean ± std over seeds, %):\n")
@@ -680,6 +684,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=list(DEFAULT_STRATEGIES),
         choices=list(DEFAULT_STRATEGIES),
         help="camera strategies tried at the best lambda of stage 1 (stage 2)",
+    )
+    g.add_argument(
+        "--strategy-weight",
+        type=float,
+        default=None,
+        help="lambda of stage 2 (default: the best lambda of stage 1)",
     )
     g = p.add_argument_group("vipocc")
     g.add_argument(
