@@ -40,12 +40,16 @@ from gaussocc_ops.examples.training import (
     predict,
 )
 
-#: The GaussRender setting the demo trains (the best of the experiment table in
-#: docs/examples.md) and what that table says about it, printed with the results.
-DEMO_SETTING = RenderSetting(weight=15.0, strategy="sensor")
+#: The GaussRender setting the demo trains: the least harmful one of the seeded experiment in
+#: docs/examples.md (no setting there improves on the baseline), and what that table says.
+DEMO_SETTING = RenderSetting(weight=15.0, strategy="random")
 FINDING = (
-    "Over 3 seeds (python -m gaussocc_ops.examples.experiments gaussrender, docs/examples.md) "
-    "no GaussRender setting improves the held-out metrics at this scale."
+    "In the seeded experiment (3 seeds on a smaller recipe, docs/examples.md: python -m "
+    "gaussocc_ops.examples.experiments gaussrender --epochs 6 --train-scenes 32 --val-scenes 8 "
+    "--weights 5 15 --strategies elevated_around random --strategy-weight 15) every "
+    "GaussRender setting tried lowered the held-out mIoU (paired change -6.3 to -17.7 points) "
+    "and none changed the furniture IoU; this demo uses the least harmful one (random cameras, "
+    "lambda 15). The loss supervises what cameras see: compare the camera views in the figure."
 )
 
 
