@@ -39,7 +39,7 @@ pkg = Path(gaussocc_ops.__file__).resolve().parent
 if pkg != (Path.cwd() / "src" / "gaussocc_ops").resolve():
     print(f"install: gaussocc_ops is imported from {pkg}, not from this checkout")
     sys.exit()
-missing = [m for m in ("pytest", "hypothesis", "ninja") if importlib.util.find_spec(m) is None]
+missing = [m for m in ("pytest", "hypothesis", "ninja", "rich", "matplotlib", "PIL") if importlib.util.find_spec(m) is None]
 if missing:
     print(f"install: {', '.join(missing)} not installed")
     sys.exit()

@@ -4,14 +4,16 @@ must lower the loss, and GPOccLite's streaming memory."""
 import pytest
 import torch
 
+from gaussocc_ops import losses
 from gaussocc_ops.examples import scenes
 from gaussocc_ops.examples.models import (
     GPOccLite,
     SGROccLifter,
     ViPOccDepthBranch,
+    foundation_prior,
     make_view_pair,
-    noisy_prior,
 )
+from gaussocc_ops.examples.models.vipocc import DOMAIN_GAP
 
 GRID = scenes.indoor_grid(shape=(30, 30, 18), voxel_size=0.16)
 SIZE = (48, 64)
@@ -65,7 +67,7 @@ def _final(history, k=3):
 def test_gpocc_forward_losses_and_gradients(batch):
     torch.manual_seed(0)
     model = GPOccLite(GRID, NUM_CLASSES)
-    out = model(batch.rgb, batch.K, batch.cam2world)
+    out = model(batch.rgb, batch.K, batch.cam2world, batch.prior)
     assert out.probs.shape == (2, NUM_CLASSES, *GRID.shape)
     # probabilistic superposition: classes sum to one and the empty channel is 1 - occupancy
     torch.testing.assert_close(out.probs.sum(1), torch.ones_like(out.occupancy))
@@ -90,7 +92,7 @@ def test_gpocc_training_lowers_loss(batch):
     model = GPOccLite(GRID, NUM_CLASSES)
 
     def step(_):
-        return model.loss(model(batch.rgb, batch.K, batch.cam2world), batch)["total"]
+        return model.loss(model(batch.rgb, batch.K, batch.cam2world, batch.prior), batch)["total"]
 
     history = _train(model, step, steps=20, lr=1e-2)
     assert _final(history) < 0.7 * history[0], history
@@ -100,8 +102,9 @@ def test_gpocc_stream_of_one_frame_matches_forward(batch):
     torch.manual_seed(0)
     model = GPOccLite(GRID, NUM_CLASSES).eval()
     with torch.no_grad():
-        out = model(batch.rgb[:1], batch.K[:1], batch.cam2world[:1])
-    memory, occ = model.stream([(batch.rgb[0], batch.K[0], batch.cam2world[0])], max_size=None)
+        out = model(batch.rgb[:1], batch.K[:1], batch.cam2world[:1], batch.prior[:1])
+    frame = (batch.rgb[0], batch.K[0], batch.cam2world[0], batch.prior[0])
+    memory, occ = model.stream([frame], max_size=None)
     assert len(memory) == int(out.gaussians.valid.sum())
     # the camera -> world round trip moves means by float32 round-off, which can move a voxel
     # centre across the 3-sigma support edge of a Gaussian (a jump of a * exp(-4.5) <= 0.011)
@@ -117,10 +120,10 @@ def test_gpocc_streaming_memory_stays_bounded():
     max_size = 1500
     memory, total_inserted = None, 0
     for view in range(10):
-        frame = scenes.render_frame(scene, scenes.scene_camera(scene, view, image_size=SIZE))
+        frame = scenes.render_frame(scene, scenes.walk_camera(scene, 36.0 * view, image_size=SIZE))
         before = 0 if memory is None else len(memory)
         memory, occ = model.stream(
-            [(frame.rgb, frame.K, frame.cam2world)], memory, max_size=max_size
+            [(frame.rgb, frame.K, frame.cam2world, frame.depth)], memory, max_size=max_size
         )
         total_inserted += len(memory) - before
         assert len(memory) <= max_size
@@ -129,22 +132,49 @@ def test_gpocc_streaming_memory_stays_bounded():
     assert memory.frame_index == 10
     # the bound was exercised: one frame alone already brings more Gaussians than it allows
     with torch.no_grad():
-        one = model(frame.rgb[None], frame.K[None], frame.cam2world[None]).gaussians
+        one = model(frame.rgb[None], frame.K[None], frame.cam2world[None], frame.depth[None])
+    one = one.gaussians
     assert int(one.valid.sum()) > max_size
 
 
 # ---------------------------------------------------------------- ViPOccDepthBranch
 
 
-def test_noisy_prior_is_an_affine_distortion():
+def test_priors_are_the_documented_affine_distortions():
     depth = torch.rand(3, 1, 6, 8) * 3 + 0.5
-    prior = noisy_prior(depth, 0.2, 0.3, torch.Generator().manual_seed(1))
-    for b in range(3):
-        x, y = depth[b].flatten(), prior[b].flatten()
+    noisy = scenes.noisy_prior(depth, 0.2, 0.3, torch.Generator().manual_seed(1))
+    gap = foundation_prior(depth, torch.Generator().manual_seed(1))
+    a, b, jitter = DOMAIN_GAP["a"], DOMAIN_GAP["b"], DOMAIN_GAP["jitter"]
+    for i in range(3):
+        x = depth[i].flatten()
         A = torch.stack([x, torch.ones_like(x)], 1)
-        scale, shift = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+        scale, shift = torch.linalg.lstsq(A, noisy[i].flatten()[:, None]).solution[:, 0]
         assert 0.8 <= scale <= 1.2 and -0.3 <= shift <= 0.3
-        torch.testing.assert_close(scale * x + shift, y)
+        torch.testing.assert_close(scale * x + shift, noisy[i].flatten())
+        # foundation_prior: s (a D + b), one s per image within the jitter
+        s = gap[i].flatten() / (a * x + b)
+        torch.testing.assert_close(s, s[:1].expand_as(s))
+        assert abs(float(s[0]) - 1) <= jitter
+
+
+def test_view_pairs_are_consecutive_frames_that_the_true_depth_aligns(pair):
+    # 10 degrees along the walk: the cameras are 0.26 m apart and turned by 10 degrees
+    centres = pair.cam2world[:, :, :3, 3]
+    torch.testing.assert_close((centres[:, 0] - centres[:, 1]).norm(dim=-1),
+                               torch.full((2,), 0.2615), atol=2e-3, rtol=0)
+    R = pair.target_to_source[:, :3, :3]
+    angle = torch.rad2deg(torch.arccos((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2))
+    assert ((angle - 10).abs() < 2.5).all()
+
+    def ta(depth):
+        return losses.photometric_alignment_loss(
+            pair.rgb[:, 0], pair.rgb[:, 1], depth, pair.target_to_source, pair.K
+        )
+
+    # the premise of ViPOcc's temporal alignment: the true depth aligns better than the prior
+    assert ta(pair.depth[:, 0, 0]) < 0.8 * ta(pair.prior[:, 0, 0])
+    assert ta(pair.depth[:, 0, 0]) < ta(1.1 * pair.depth[:, 0, 0])
+    assert ta(pair.depth[:, 0, 0]) < ta(0.9 * pair.depth[:, 0, 0])
 
 
 def test_vipocc_forward_losses_and_gradients(pair):
@@ -161,6 +191,27 @@ def test_vipocc_forward_losses_and_gradients(pair):
     # `spatial` feeds only the zero-initialised alignment head: no gradient before one step
     _assert_all_grads(model, skip=("spatial",))
     assert model.align.head.weight.grad.abs().sum() > 0
+
+
+def test_vipocc_correction_bound_keeps_the_depth_near_the_prior(pair):
+    torch.manual_seed(0)
+    free = ViPOccDepthBranch()
+    bounded = ViPOccDepthBranch(correction_bound=0.3)
+    bounded.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        bounded.align.head.weight.normal_(0, 1e-3)  # a small correction: the bound is inactive
+        free.load_state_dict(bounded.state_dict())
+        prior = pair.prior[:, 0]
+        small_free = free(pair.rgb[:, 0], prior).depth - prior
+        small_bounded = bounded(pair.rgb[:, 0], prior).depth - prior
+        assert small_free.abs().max() > 1e-3
+        torch.testing.assert_close(small_bounded, small_free, rtol=1e-2, atol=1e-5)
+        for model in (free, bounded):
+            model.align.head.weight.normal_(0, 3.0)  # a large one: the bound holds
+        depth = bounded(pair.rgb[:, 0], prior).depth
+        assert (depth >= prior / 1.3 - 1e-4).all() and (depth <= prior / 0.7 + 1e-4).all()
+        unbounded = free(pair.rgb[:, 0], prior).depth
+        assert ((unbounded > prior / 0.7) | (unbounded < prior / 1.3)).any()
 
 
 def test_vipocc_renders_patches_of_the_sampler(pair):

@@ -5,7 +5,13 @@ instance and semantic images are exact ray-box intersections and the voxel groun
 exact point-in-box test. Deterministic from a seed; a frame takes milliseconds on a CPU.
 
 Classes (``INDOOR_CLASSES`` / ``OUTDOOR_CLASSES``): index 0 is the empty class, as in
-Occ-ScanNet; every API here still takes ``empty_class`` explicitly.
+Occ-ScanNet; every API here still takes ``empty_class`` explicitly. ``CLASS_COLORS`` holds the
+colours the figures draw each indoor class in (``CLASS_COLORS_HEX`` as strings).
+
+Cameras: :func:`scene_camera` is an overview camera high in a corner of the room that sees
+nearly all of it (the single-view examples); :func:`walk_camera` walks on a circle around the
+room's centre looking across it, so that nearby angles give consecutive video frames (ViPOcc's
+view pairs, GPOcc's streams).
 
     >>> scene = make_scene(0)
     >>> frame = render_frame(scene, scene_camera(scene, 0))
@@ -40,6 +46,23 @@ _INDOOR_COLORS = torch.tensor(
         [0.7, 0.5, 0.7],
     ]
 )
+# Colours of the classes in the figures (label maps), one per INDOOR_CLASSES entry; the empty
+# class is not drawn (white background).
+CLASS_COLORS_HEX = (
+    "#ffffff",  # empty (not drawn)
+    "#a0785a",  # floor: brown
+    "#c8c8c8",  # wall: light grey
+    "#78a0c8",  # ceiling: steel blue
+    "#e6a01e",  # bed: orange
+    "#8c3cb4",  # table: purple
+    "#dc2828",  # chair: red
+    "#28a03c",  # cabinet: green
+    "#1e5ad2",  # sofa: blue
+)
+CLASS_COLORS = torch.tensor(
+    [[int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)] for h in CLASS_COLORS_HEX]
+)
+
 _OUTDOOR_COLORS = torch.tensor(
     [
         [0, 0, 0],
@@ -86,7 +109,8 @@ class Frame:
 @dataclass
 class Batch:
     """A batch of frames with their scenes' voxel ground truth (``[B, ...]`` everywhere; the
-    2D instance boxes are padded to the largest count with ``instance_valid``)."""
+    2D instance boxes are padded to the largest count with ``instance_valid``). ``depth`` is the
+    exact depth, ``prior`` the depth a model is given (:func:`noisy_prior` of it)."""
 
     rgb: torch.Tensor
     depth: torch.Tensor
@@ -98,6 +122,7 @@ class Batch:
     areas: torch.Tensor
     instance_valid: torch.Tensor
     grid: VoxelGrid = field(default=None)
+    prior: torch.Tensor = field(default=None)  # [B, 1, H, W] depth prior (noisy_prior)
 
     def to(self, device) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -105,6 +130,11 @@ class Batch:
             if isinstance(v, torch.Tensor):
                 moved[k] = v.to(device)
         return Batch(**moved)
+
+
+#: ``(scale_noise, shift_noise)`` of the depth prior the single-view examples give their models:
+#: a per-image scale error within 5 % and an offset within 5 cm.
+PRIOR_NOISE = (0.05, 0.05)
 
 
 def indoor_grid(shape=(60, 60, 36), voxel_size=0.08) -> VoxelGrid:
@@ -130,7 +160,11 @@ def make_scene(
 ) -> Scene:
     """A random room (floor, four walls, ceiling and furniture) or outdoor lot (road, sidewalks,
     buildings, vehicles, trees) filling ``grid`` (default :func:`indoor_grid` /
-    :func:`outdoor_grid`)."""
+    :func:`outdoor_grid`).
+
+    ``num_objects`` bounds the number of objects drawn; each is placed where its footprint stays
+    10 cm away from the others' (an object that finds no such place in 30 tries is left out).
+    """
     g = torch.Generator().manual_seed(seed)
     grid = grid or (outdoor_grid() if outdoor else indoor_grid())
     lo = torch.tensor(grid.origin)
@@ -176,18 +210,23 @@ def make_scene(
         margin = 1.0
     n_obj = int(torch.randint(num_objects[0], num_objects[1] + 1, (), generator=g))
     classes = list(sizes)
+    first_object = len(boxes)
     for _ in range(n_obj):
         cls = classes[int(torch.randint(len(classes), (), generator=g))]
         w, l, h = sizes[cls]
         w, l, h = w * rand(0.8, 1.2), l * rand(0.8, 1.2), h * rand(0.8, 1.2)
         if rand(0, 1) < 0.5:
             w, l = l, w
-        cx = rand(x0 + margin + w / 2, x1 - margin - w / 2)
-        cy = rand(y0 + margin + l / 2, y1 - margin - l / 2)
-        if outdoor and cls in (4, 5):  # vehicles on the road
-            cy = rand(-2.5, 2.5)
-        boxes.append([cx - w / 2, cy - l / 2, floor, cx + w / 2, cy + l / 2, floor + h])
-        labels.append(cls)
+        for _attempt in range(_PLACEMENT_ATTEMPTS):  # objects do not overlap (gap >= 10 cm)
+            cx = rand(x0 + margin + w / 2, x1 - margin - w / 2)
+            cy = rand(y0 + margin + l / 2, y1 - margin - l / 2)
+            if outdoor and cls in (4, 5):  # vehicles on the road
+                cy = rand(-2.5, 2.5)
+            box = [cx - w / 2, cy - l / 2, floor, cx + w / 2, cy + l / 2, floor + h]
+            if not any(_footprints_overlap(box, other, 0.1) for other in boxes[first_object:]):
+                boxes.append(box)
+                labels.append(cls)
+                break
     boxes_t = torch.tensor(boxes)
     labels_t = torch.tensor(labels)
     palette = _OUTDOOR_COLORS if outdoor else _INDOOR_COLORS
@@ -205,6 +244,40 @@ def make_scene(
     )
 
 
+_PLACEMENT_ATTEMPTS = 30
+
+
+def _footprints_overlap(a, b, gap: float) -> bool:
+    """Whether the xy footprints of boxes ``a`` and ``b`` come closer than ``gap``."""
+    return a[0] < b[3] + gap and b[0] < a[3] + gap and a[1] < b[4] + gap and b[1] < a[4] + gap
+
+
+def noisy_prior(
+    depth: torch.Tensor,
+    scale_noise: float,
+    shift_noise: float,
+    generator: torch.Generator | None = None,
+    min_depth: float = 0.1,
+) -> torch.Tensor:
+    """A stand-in for a depth foundation model's (or a depth sensor's) output: ``s D + b`` with
+    one ``s ~ U(1 - scale_noise, 1 + scale_noise)`` and ``b ~ U(-shift_noise, shift_noise)``
+    (metres) per image, clamped to ``min_depth`` (``depth [B, 1, H, W]``; pixels without depth
+    stay 0)."""
+    u = torch.rand(depth.shape[0], 2, 1, 1, 1, generator=generator, dtype=depth.dtype)
+    scale = 1 + scale_noise * (2 * u[:, 0] - 1)
+    shift = shift_noise * (2 * u[:, 1] - 1)
+    prior = (scale * depth + shift).clamp_min(min_depth)
+    return torch.where(depth > 0, prior, torch.zeros_like(depth))
+
+
+def below_ceiling(grid: VoxelGrid) -> torch.Tensor:
+    """``[X, Y, Z]`` bool: the voxels of an indoor grid that are not the ceiling slab (the same
+    in every room: the room's shell depends on the grid only). Top-down views see into the room
+    once the ceiling is left out."""
+    shell = voxel_labels(make_scene(0, grid=grid, num_objects=(0, 0)), grid)
+    return shell != INDOOR_CLASSES.index("ceiling")
+
+
 def voxel_labels(scene: Scene, grid: VoxelGrid) -> torch.Tensor:
     """``[X, Y, Z]`` int64 class of every voxel centre (the last box containing it; empty = 0)."""
     centers = grid.centers().reshape(-1, 1, 3)
@@ -217,34 +290,27 @@ def voxel_labels(scene: Scene, grid: VoxelGrid) -> torch.Tensor:
     return labels.reshape(grid.shape)
 
 
-def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg=75.0):
-    """A deterministic camera of the scene: ``(K [3, 3], cam2world [4, 4], image_size)``.
+def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg: float = 90.0):
+    """A deterministic overview camera of the scene: ``(K [3, 3], cam2world [4, 4], image_size)``.
 
-    Indoors the camera stands 1.2-1.6 m high near a wall and looks across the room, slightly
-    down; outdoors it is a car-mounted camera 1.6 m high looking along the road.
+    Indoors the camera hangs 2.0-2.4 m high in corner ``(seed + index) % 4`` of the room, 0.35-
+    0.45 m from both walls, and looks down across the room at a floor point beyond its centre,
+    so that a 90 degree field of view sees nearly all of the furniture (from above: the tops
+    and the faces turned towards the camera). Outdoors it is a car-mounted camera 1.6 m high
+    looking along the road.
     """
     g = torch.Generator().manual_seed(scene.seed * 7919 + index)
     lo, hi = scene.bounds
-    u = torch.rand(4, generator=g)
+    u = torch.rand(6, generator=g)
     if not scene.outdoor:
-        span = hi - lo
-        angle = 2 * math.pi * float(u[0])
+        corner = (scene.seed + index) % 4
+        inset = 0.35 + 0.1 * u[:2]
+        cx = lo[0] + inset[0] if corner % 2 == 0 else hi[0] - inset[0]
+        cy = lo[1] + inset[1] if corner // 2 == 0 else hi[1] - inset[1]
+        eye = torch.stack([cx, cy, lo[2] + 2.0 + 0.4 * u[2]])
         center = (lo + hi) / 2
-        radius = 0.36 * float(span[:2].min())
-        eye = torch.stack(
-            [
-                center[0] + radius * math.cos(angle),
-                center[1] + radius * math.sin(angle),
-                lo[2] + 1.2 + 0.4 * u[1],
-            ]
-        )
-        target = torch.stack(
-            [
-                center[0] + 0.3 * (u[2] - 0.5) * span[0],
-                center[1] + 0.3 * (u[3] - 0.5) * span[1],
-                lo[2] + 0.6,
-            ]
-        )
+        aim = center[:2] + 0.8 * (u[3:5] - 0.5)
+        target = torch.cat([eye[:2] + 1.15 * (aim - eye[:2]), (lo[2] + 0.2)[None]])
     else:
         x = float(lo[0] + 0.2 * (hi[0] - lo[0]) * u[0])
         eye = torch.tensor([x, float(2.0 * (u[1] - 0.5)), 1.6])
@@ -252,6 +318,41 @@ def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg=75
     viewmat = look_at(eye, target)
     H, W = image_size
     return pinhole_intrinsics(W, H, fov_x_deg), torch.linalg.inv(viewmat), image_size
+
+
+def walk_camera(
+    scene: Scene,
+    angle_deg: float,
+    *,
+    image_size=(96, 128),
+    fov_x_deg: float = 90.0,
+    radius: float = 1.5,
+    height: float = 1.5,
+):
+    """A camera of a walk around an indoor room: ``(K [3, 3], cam2world [4, 4], image_size)``.
+
+    The camera stands ``radius`` metres from the room's centre at azimuth ``angle_deg``,
+    ``height`` metres above the floor, and looks through the centre at a point 0.7 m high on
+    the far side, so every angle sees the opposite half of the room. Angles a few degrees apart
+    are consecutive frames of a video (10 degrees: 0.26 m of motion and a 10 degree turn);
+    angles spread over 360 degrees cover the whole room.
+
+    Example:
+        >>> scene = make_scene(0)
+        >>> a, b = walk_camera(scene, 0.0), walk_camera(scene, 10.0)
+        >>> round(float((a[1][:3, 3] - b[1][:3, 3]).norm()), 2)  # metres between the frames
+        0.26
+    """
+    if scene.outdoor:
+        raise ValueError("walk_camera needs an indoor scene")
+    lo, hi = scene.bounds
+    center = (lo + hi) / 2
+    phi = math.radians(angle_deg)
+    direction = torch.tensor([math.cos(phi), math.sin(phi)], dtype=lo.dtype)
+    eye = torch.cat([center[:2] + radius * direction, (lo[2] + height)[None]])
+    target = torch.cat([center[:2] - 1.2 * direction, (lo[2] + 0.7)[None]])
+    H, W = image_size
+    return pinhole_intrinsics(W, H, fov_x_deg), torch.linalg.inv(look_at(eye, target)), image_size
 
 
 def render_frame(scene: Scene, camera) -> Frame:
@@ -326,14 +427,21 @@ def make_batch(
     grid: VoxelGrid | None = None,
     view: int = 0,
     image_size=(96, 128),
+    prior_noise: tuple[float, float] = PRIOR_NOISE,
 ) -> Batch:
-    """Frames of the scenes ``seeds`` (one view each) stacked with their voxel ground truth."""
+    """Frames of the scenes ``seeds`` (the :func:`scene_camera` ``view`` of each) stacked with
+    their voxel ground truth and a depth prior: :func:`noisy_prior` with
+    ``prior_noise = (scale_noise, shift_noise)``, drawn from a generator seeded by the scene's
+    seed and the view, so that a scene always comes with the same prior."""
     grid = grid or (outdoor_grid() if outdoor else indoor_grid())
-    frames, labels = [], []
+    frames, labels, priors = [], [], []
     for seed in seeds:
         scene = make_scene(int(seed), outdoor=outdoor, grid=grid)
-        frames.append(render_frame(scene, scene_camera(scene, view, image_size=image_size)))
+        frame = render_frame(scene, scene_camera(scene, view, image_size=image_size))
+        frames.append(frame)
         labels.append(voxel_labels(scene, grid))
+        g = torch.Generator().manual_seed(int(seed) * 7919 + view + 1)
+        priors.append(noisy_prior(frame.depth[None], *prior_noise, generator=g)[0])
     M = max([len(f.areas) for f in frames] + [1])
 
     def pad(t, width):
@@ -352,4 +460,5 @@ def make_batch(
         areas=torch.stack([pad(f.areas[:, None], 1)[:, 0] for f in frames]),
         instance_valid=torch.stack([torch.arange(M) < len(f.areas) for f in frames]),
         grid=grid,
+        prior=torch.stack(priors),
     )

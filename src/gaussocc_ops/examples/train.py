@@ -19,6 +19,7 @@ as one process with batch ``N b`` (up to float rounding).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 from pathlib import Path
@@ -29,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gaussocc_ops.examples import scenes
 from gaussocc_ops.examples.models import GaussRenderPlugin
-from gaussocc_ops.examples.training import ProgressBar, SceneData, batch_order, evaluate
+from gaussocc_ops.examples.training import SceneData, batch_order, predict, progress_bar
 from gaussocc_ops.metrics import SSCMetrics
 from gaussocc_ops.types import VoxelGrid
 
@@ -38,26 +39,33 @@ VAL_SEED_OFFSET = 10_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m gaussocc_ops.examples.train",
+        description="Data-parallel training of GaussRenderPlugin on synthetic rooms (one "
+        "process, or several under torchrun with --backend gloo).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument(
         "--backend",
         default=None,
         choices=["gloo"],
         help="torch.distributed backend for runs under torchrun (CPU: gloo)",
     )
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--train-scenes", type=int, default=16)
-    p.add_argument("--val-scenes", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=2, help="per process")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--gaussrender-weight", type=float, default=0.0)
-    p.add_argument("--grid-shape", type=int, nargs=3, default=(30, 30, 18))
-    p.add_argument("--voxel-size", type=float, default=0.16)
-    p.add_argument("--image-size", type=int, nargs=2, default=(48, 64))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=2, help="training epochs")
+    p.add_argument("--train-scenes", type=int, default=16, help="training rooms")
+    p.add_argument("--val-scenes", type=int, default=4, help="held-out rooms")
+    p.add_argument("--batch-size", type=int, default=2, help="rooms per step and process")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument(
+        "--gaussrender-weight", type=float, default=0.0, help="lambda of GaussRenderLoss (0: off)"
+    )
+    p.add_argument("--grid-shape", type=int, nargs=3, default=(30, 30, 18), help="voxels X Y Z")
+    p.add_argument("--voxel-size", type=float, default=0.16, help="voxel side in metres")
+    p.add_argument("--image-size", type=int, nargs=2, default=(96, 128), help="image H W")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--save", default=None, help="rank 0 writes losses, metrics and weights here")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)
 
 
@@ -81,7 +89,13 @@ def run(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
     train = SceneData.make(range(args.train_scenes), grid, size)
     val_seeds = range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + args.val_scenes)
     val = SceneData.make(list(val_seeds)[rank::world_size], grid, size)
-    model = GaussRenderPlugin(grid, NUM_CLASSES, gaussrender_weight=args.gaussrender_weight)
+    model = GaussRenderPlugin(
+        grid,
+        NUM_CLASSES,
+        gaussrender_weight=args.gaussrender_weight,
+        render_size=None,  # the images' size
+        render_mask=scenes.below_ceiling(grid),
+    )
     net = DistributedDataParallel(model) if world_size > 1 else model
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     log = print if rank == 0 and not args.quiet else (lambda *a, **k: None)
@@ -99,32 +113,42 @@ def run(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
             rank=rank,
             world_size=world_size,
         )
-        bar = ProgressBar(len(order), prefix=f"epoch {epoch + 1}/{args.epochs} ")
-        net.train()
-        for i, index in enumerate(order):
-            batch = train.select(index)
-            loss = model.loss(net(batch.rgb, batch.K, batch.cam2world), batch)["total"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # DDP averages the gradients over the ranks here
-            opt.step()
-            step_losses.append(mean_over_ranks(float(loss.detach()), world_size))
-            if rank == 0 and not args.quiet:
-                bar.update(i + 1, loss=step_losses[-1])
-        metric = evaluate(model, val, SSCMetrics(NUM_CLASSES, scenes.EMPTY_CLASS))
-        r = metric.compute()  # sums the counts over the ranks
-        n = len(order)
-        epochs.append(
-            {
-                "loss": sum(step_losses[-n:]) / max(n, 1),
-                "sc_iou": float(r["iou"]),
-                "miou": float(r["miou"]),
-            }
-        )
-        if rank == 0 and not args.quiet:
-            bar.close(
-                f" | val SC-IoU {100 * epochs[-1]['sc_iou']:.1f} "
-                f"mIoU {100 * epochs[-1]['miou']:.1f}"
+        show = rank == 0 and not args.quiet
+        with (
+            progress_bar(len(order), f"epoch {epoch + 1}/{args.epochs}")
+            if show
+            else contextlib.nullcontext(None)
+        ) as bar:
+            net.train()
+            for i, index in enumerate(order):
+                batch = train.select(index)
+                out = net(batch.rgb, batch.K, batch.cam2world, batch.prior)
+                loss = model.loss(out, batch)["total"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # DDP averages the gradients over the ranks here
+                opt.step()
+                step_losses.append(mean_over_ranks(float(loss.detach()), world_size))
+                if bar is not None:
+                    bar(i + 1, step_losses[-1])
+            metric = SSCMetrics(NUM_CLASSES, scenes.EMPTY_CLASS)
+            for held_out, pred in predict(model, val):
+                metric.update(pred, held_out.voxel_labels)
+            r = metric.compute()  # sums the counts over the ranks
+            n = len(order)
+            epochs.append(
+                {
+                    "loss": sum(step_losses[-n:]) / max(n, 1),
+                    "sc_iou": float(r["iou"]),
+                    "miou": float(r["miou"]),
+                }
             )
+            if bar is not None:
+                bar(
+                    n,
+                    epochs[-1]["loss"],
+                    f"| val SC-IoU {100 * epochs[-1]['sc_iou']:.1f} "
+                    f"mIoU {100 * epochs[-1]['miou']:.1f}",
+                )
     return {"step_losses": step_losses, "epochs": epochs, "state_dict": model.state_dict()}
 
 

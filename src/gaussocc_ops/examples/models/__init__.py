@@ -17,8 +17,8 @@ from gaussocc_ops.examples.models.vipocc import (
     ViewPair,
     ViPOccDepthBranch,
     ViPOccOutput,
+    foundation_prior,
     make_view_pair,
-    noisy_prior,
 )
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "ViPOccDepthBranch",
     "ViPOccOutput",
     "ViewPair",
+    "foundation_prior",
     "make_view_pair",
-    "noisy_prior",
     "sensor_cameras",
 ]

@@ -30,10 +30,14 @@ class GPOccOutput(NamedTuple):
 
 
 class GPOccLite(nn.Module):
-    """A small GPOcc: ``rgb -> depth -> ray samples -> Gaussians -> occupancy``.
+    """A small GPOcc: ``rgb + depth prior -> depth -> ray samples -> Gaussians -> occupancy``.
 
-    1. A backbone gives features ``F [B, C, h, w]`` (``h, w = H/2, W/2``) and a head the z-depth
-       ``d`` and a per-pixel sampling extent (GPOcc's predicted ``scale``).
+    1. A backbone encodes ``[rgb, 1 / prior]`` into features ``F [B, C, h, w]``
+       (``h, w = H/2, W/2``); the depth is the prior area-averaged to that grid, refined by a
+       bounded factor ``d = prior * exp(0.2 tanh(conv F))`` (zero-initialised: the prior at
+       first), and a head gives a per-pixel sampling extent (GPOcc's predicted ``scale``). The
+       prior is the geometry foundation model's depth (VGGT, Depth Anything) of the paper; the
+       synthetic data simulate it (:func:`scenes.noisy_prior`).
     2. ``go.ray_volumetric_sample`` places ``K`` points ``x_k = (t + delta_k) r`` behind every
        surface point, ``delta_k = linspace(0, 1, K)_k * extent`` (world frame via ``cam2world``).
     3. An MLP on ``F + E_k`` (``E [K, C]`` a learnt per-sample embedding) predicts each
@@ -49,14 +53,14 @@ class GPOccLite(nn.Module):
         channels: backbone width. num_samples: ``K`` points per ray.
         empty_class: index of the empty class (0 in the synthetic scenes).
         scale_range: ``(min, max)`` Gaussian standard deviations in metres.
-        init_depth: depth (metres) the depth head starts at.
+        init_extent: sampling extent (metres) the extent head starts at.
 
     Example:
         >>> from gaussocc_ops.examples import scenes
         >>> grid = scenes.indoor_grid((30, 30, 18), 0.16)
-        >>> batch = scenes.make_batch([0], grid=grid, image_size=(48, 64))
+        >>> batch = scenes.make_batch([0], grid=grid)
         >>> model = GPOccLite(grid, num_classes=9)
-        >>> out = model(batch.rgb, batch.K, batch.cam2world)
+        >>> out = model(batch.rgb, batch.K, batch.cam2world, batch.prior)
         >>> out.probs.shape
         torch.Size([1, 9, 30, 30, 18])
         >>> sorted(model.loss(out, batch))
@@ -72,7 +76,6 @@ class GPOccLite(nn.Module):
         num_samples: int = 4,
         empty_class: int = 0,
         scale_range: tuple[float, float] = (0.03, 0.15),
-        init_depth: float = 2.5,
         init_extent: float = 0.3,
         prune_threshold: float = 0.01,
     ) -> None:
@@ -82,8 +85,10 @@ class GPOccLite(nn.Module):
         self.prune_threshold = prune_threshold
         # Where VGGT / Depth Anything would plug in: their features replace `backbone`, their
         # depth (or point map) replaces `depth_head`.
-        self.backbone = TinyBackbone(3, channels)
-        self.depth_head = DepthHead(channels, init_depth)
+        self.backbone = TinyBackbone(4, channels)
+        self.depth_head = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(self.depth_head.weight)
+        nn.init.zeros_(self.depth_head.bias)
         self.extent_head = DepthHead(channels, init_extent, min_depth=0.0)
         self.sample_embed = nn.Parameter(0.02 * torch.randn(num_samples, channels))
         self.mlp = nn.Sequential(nn.Linear(channels, channels), nn.GELU())
@@ -99,12 +104,14 @@ class GPOccLite(nn.Module):
             self.rotation.bias[0] = 1.0
             self.opacity.bias.fill_(-2.0)  # start faint: a = 0.12
 
-    def _gaussians(self, rgb, K, cam2world):
+    def _gaussians(self, rgb, K, cam2world, prior):
         """Features, depth and the unpruned Gaussians ``[B, h*w*K, ...]`` (world frame, or camera
         frame when ``cam2world`` is None)."""
-        feats = self.backbone(rgb)
+        inverse = torch.where(prior > 0, 1.0 / prior.clamp_min(1e-3), torch.zeros_like(prior))
+        feats = self.backbone(torch.cat([rgb, inverse], 1))
         h, w = feats.shape[-2:]
-        depth = self.depth_head(feats)
+        coarse = resize_depth(prior, (h, w)).clamp_min(0.1)
+        depth = coarse * torch.exp(0.2 * torch.tanh(self.depth_head(feats)))
         extent = self.extent_head(feats)
         dirs = ray_directions(K, h, w, image_size=rgb.shape[-2:])
         points = ray_volumetric_sample(
@@ -123,9 +130,12 @@ class GPOccLite(nn.Module):
         )
         return depth, g
 
-    def forward(self, rgb: torch.Tensor, K: torch.Tensor, cam2world: torch.Tensor) -> GPOccOutput:
-        """``rgb [B, 3, H, W]``, ``K [B, 3, 3]`` (image pixels), ``cam2world [B, 4, 4]``."""
-        depth, g = self._gaussians(rgb, K, cam2world)
+    def forward(
+        self, rgb: torch.Tensor, K: torch.Tensor, cam2world: torch.Tensor, prior: torch.Tensor
+    ) -> GPOccOutput:
+        """``rgb [B, 3, H, W]``, ``K [B, 3, 3]`` (image pixels), ``cam2world [B, 4, 4]``,
+        ``prior [B, 1, H, W]`` the depth prior (camera z in metres)."""
+        depth, g = self._gaussians(rgb, K, cam2world, prior)
         g = prune_by_opacity(g, self.prune_threshold).gaussians
         occ = gaussians_to_occupancy(g, self.grid, empty_class=self.empty_class)
         return GPOccOutput(depth, g, occ.occupancy, occ.probs)
@@ -152,14 +162,15 @@ class GPOccLite(nn.Module):
     @torch.no_grad()
     def stream(
         self,
-        frames: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        frames: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
         memory: GaussianMemory | None = None,
         *,
         max_size: int | None = 20_000,
     ) -> tuple[GaussianMemory, OccupancyOutput]:
         """Streaming inference (GPOcc's training-free incremental update).
 
-        Each frame ``(rgb [3, H, W], K [3, 3], cam2world [4, 4])`` of one scene is turned into
+        Each frame ``(rgb [3, H, W], K [3, 3], cam2world [4, 4], prior [1, H, W])`` of one scene
+        is turned into
         camera-frame Gaussians, pruned, and fused into ``memory`` (default: a new
         ``GaussianMemory(radius=voxel, gamma=0.3, max_size=max_size)``), which moves them to the
         world frame and merges neighbours within the radius with
@@ -168,8 +179,8 @@ class GPOccLite(nn.Module):
         """
         if memory is None:
             memory = GaussianMemory(radius=self.grid.voxel_size[0], gamma=0.3, max_size=max_size)
-        for rgb, K, cam2world in frames:
-            _, g = self._gaussians(rgb[None], K[None], None)
+        for rgb, K, cam2world, prior in frames:
+            _, g = self._gaussians(rgb[None], K[None], None, prior[None])
             g = prune_by_opacity(g, self.prune_threshold).gaussians[0]
             height, width = rgb.shape[-2:]
             camera = Cameras.from_cam2world(cam2world[None], K[None], height=height, width=width)

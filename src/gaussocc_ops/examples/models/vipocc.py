@@ -4,6 +4,7 @@ density field rendered on SNOG patches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gaussocc_ops import losses
-from gaussocc_ops.depth import InverseDepthAlignment
+from gaussocc_ops.depth import InverseDepthAlignment, inverse_depth_align
 from gaussocc_ops.examples import scenes
 from gaussocc_ops.examples.models.backbone import TinyBackbone, fourier_features
 from gaussocc_ops.patches import patch_pixels, patch_rays
@@ -20,10 +21,11 @@ from gaussocc_ops.types import VoxelGrid
 
 
 class ViewPair(NamedTuple):
-    """Two views of each scene: the principal (target) view 0 and the source view 1.
+    """Two consecutive frames of a walk through each room: the principal (target) view 0 and
+    the next frame, the source view 1.
 
     rgb, depth, prior: ``[B, 2, C, H, W]`` images, ground-truth z-depth (for evaluation only)
-    and the noisy depth prior. K: ``[B, 3, 3]`` (shared). cam2world: ``[B, 2, 4, 4]``.
+    and the depth prior. K: ``[B, 3, 3]`` (shared). cam2world: ``[B, 2, 4, 4]``.
     boxes2d, areas, instance_valid: view 0's instance boxes ``[B, M, 4]``, areas ``[B, M]`` and
     mask ``[B, M]`` for the SNOG sampler.
     """
@@ -43,20 +45,27 @@ class ViewPair(NamedTuple):
         return torch.linalg.inv(self.cam2world[:, 1]) @ self.cam2world[:, 0]
 
 
-def noisy_prior(
+#: The simulated foundation model's depth error (see :func:`foundation_prior`): a fixed
+#: affine "domain gap" ``a D + b`` and a per-image scale jitter.
+DOMAIN_GAP = {"a": 0.8, "b": 0.4, "jitter": 0.05}
+
+
+def foundation_prior(
     depth: torch.Tensor,
-    scale_noise: float,
-    shift_noise: float,
     generator: torch.Generator | None = None,
+    *,
+    a: float = DOMAIN_GAP["a"],
+    b: float = DOMAIN_GAP["b"],
+    jitter: float = DOMAIN_GAP["jitter"],
     min_depth: float = 0.1,
 ) -> torch.Tensor:
-    """A stand-in for a foundation model's depth: ``s D + b`` with one ``s ~ U(1 - scale_noise,
-    1 + scale_noise)`` and ``b ~ U(-shift_noise, shift_noise)`` (metres) per image, clamped to
-    ``min_depth`` (``depth [B, 1, H, W]``; pixels without depth stay 0)."""
-    u = torch.rand(depth.shape[0], 2, 1, 1, 1, generator=generator, dtype=depth.dtype)
-    scale = 1 + scale_noise * (2 * u[:, 0] - 1)
-    shift = shift_noise * (2 * u[:, 1] - 1)
-    prior = (scale * depth + shift).clamp_min(min_depth)
+    """A stand-in for Depth Anything V2's metric depth on a new domain, as ViPOcc describes it
+    (its residuals to the ground truth follow a shifted distribution): ``s (a D + b)`` with a
+    dataset-wide ``a, b`` (default 0.8 and 0.4 m: near surfaces too far, far ones too near,
+    right at 2 m) and one ``s ~ U(1 - jitter, 1 + jitter)`` per image (``depth [B, 1, H, W]``;
+    pixels without depth stay 0). The systematic part can be learnt; the jitter cannot."""
+    s = 1 + jitter * (2 * torch.rand(depth.shape[0], 1, 1, 1, generator=generator) - 1)
+    prior = (s.to(depth.dtype) * (a * depth + b)).clamp_min(min_depth)
     return torch.where(depth > 0, prior, torch.zeros_like(depth))
 
 
@@ -64,27 +73,49 @@ def make_view_pair(
     seeds,
     *,
     grid: VoxelGrid | None = None,
-    image_size=(48, 64),
-    views: tuple[int, int] = (0, 1),
-    scale_noise: float = 0.2,
-    shift_noise: float = 0.3,
+    image_size=(96, 128),
+    angles: Sequence[float] | None = None,
+    step_deg: float = 10.0,
     generator: torch.Generator | None = None,
 ) -> ViewPair:
-    """Views ``views`` of the indoor scenes ``seeds`` (``scenes.render_frame`` of
-    ``scenes.scene_camera(scene, v)``), with a :func:`noisy_prior` of each depth map."""
-    a = scenes.make_batch(seeds, grid=grid, view=views[0], image_size=image_size)
-    b = scenes.make_batch(seeds, grid=grid, view=views[1], image_size=image_size)
-    depth = torch.stack([a.depth, b.depth], 1)
-    prior = noisy_prior(depth.flatten(0, 1), scale_noise, shift_noise, generator)
+    """Consecutive frames of :func:`scenes.walk_camera` in the indoor rooms ``seeds``: the
+    target at ``angles[i]`` degrees (default: drawn from ``generator``) and the source
+    ``step_deg`` further (10 degrees: 0.26 m of motion and a 10 degree turn, as consecutive
+    video frames), each with a :func:`foundation_prior` of its depth."""
+    grid = grid or scenes.indoor_grid()
+    seeds = list(seeds)
+    if angles is None:
+        angles = (torch.rand(len(seeds), generator=generator) * 360.0).tolist()
+    if len(angles) != len(seeds):
+        raise ValueError(f"need one angle per seed, got {len(angles)} for {len(seeds)} seeds")
+    frames = []
+    for seed, angle in zip(seeds, angles):
+        scene = scenes.make_scene(int(seed), grid=grid)
+        frames.append(
+            [
+                scenes.render_frame(scene, scenes.walk_camera(scene, a, image_size=image_size))
+                for a in (angle, angle + step_deg)
+            ]
+        )
+    depth = torch.stack([torch.stack([f.depth for f in pair]) for pair in frames])
+    prior = foundation_prior(depth.flatten(0, 1), generator)
+    first = [pair[0] for pair in frames]
+    M = max([len(f.areas) for f in first] + [1])
+
+    def pad(t, *shape):
+        out = torch.zeros(M, *shape)
+        out[: len(t)] = t.reshape(len(t), *shape)
+        return out
+
     return ViewPair(
-        rgb=torch.stack([a.rgb, b.rgb], 1),
+        rgb=torch.stack([torch.stack([f.rgb for f in pair]) for pair in frames]),
         depth=depth,
         prior=prior.unflatten(0, depth.shape[:2]),
-        K=a.K,
-        cam2world=torch.stack([a.cam2world, b.cam2world], 1),
-        boxes2d=a.boxes2d,
-        areas=a.areas,
-        instance_valid=a.instance_valid,
+        K=torch.stack([f.K for f in first]),
+        cam2world=torch.stack([torch.stack([f.cam2world for f in pair]) for pair in frames]),
+        boxes2d=torch.stack([pad(f.boxes2d, 4) for f in first]),
+        areas=torch.stack([pad(f.areas, 1)[:, 0] for f in first]),
+        instance_valid=torch.stack([torch.arange(M) < len(f.areas) for f in first]),
     )
 
 
@@ -146,8 +177,14 @@ class ViPOccDepthBranch(nn.Module):
         num_freqs: int = 6,
         weights: tuple[float, float] = (1.0, 1.0),
         bian_mask: bool = False,
+        correction_bound: float | None = None,
+        detach_rc_depth: bool = False,
     ) -> None:
         super().__init__()
+        self.detach_rc_depth = detach_rc_depth
+        if correction_bound is not None and not 0 < correction_bound < 1:
+            raise ValueError(f"correction_bound must lie in (0, 1), got {correction_bound}")
+        self.correction_bound = correction_bound
         self.num_patches, self.patch_size = num_patches, patch_size
         self.num_ray_samples, self.near, self.far = num_ray_samples, near, far
         self.num_freqs, self.weights, self.bian_mask = num_freqs, weights, bian_mask
@@ -165,7 +202,21 @@ class ViPOccDepthBranch(nn.Module):
         """``rgb [B, 3, H, W]``, ``prior_depth [B, 1, H, W]`` (metric-ish z-depth, ``> 0``)."""
         inv = 1.0 / prior_depth.clamp_min(self.align.min_depth)
         feats = self.encoder(torch.cat([rgb, inv], 1))
-        depth = self.align(self.spatial(feats), prior_depth)
+        if self.correction_bound is None:
+            depth = self.align(self.spatial(feats), prior_depth)  # Eq. 3
+        else:
+            # Not in ViPOcc: |f| <= bound / D_p keeps D in [D_p / (1 + bound), D_p / (1 - bound)]
+            # (f ~ the unbounded head near 0).
+            raw = F.interpolate(
+                self.align.head(self.spatial(feats)), size=prior_depth.shape[-2:],
+                mode="bilinear", align_corners=False,
+            )
+            b = self.correction_bound * inv
+            f = b * torch.tanh(raw / b)
+            depth = inverse_depth_align(
+                prior_depth, f, eps=self.align.eps, min_depth=self.align.min_depth,
+                max_depth=self.align.max_depth,
+            )
         return ViPOccOutput(depth, self.recon(feats))
 
     def render_patches(
@@ -251,8 +302,11 @@ class ViPOccDepthBranch(nn.Module):
         rendered = torch.zeros(B, H * W, dtype=r.distance.dtype)
         rendered = rendered.scatter(1, flat_index, r.distance.flatten(1)).view(B, H, W)
         mask = torch.zeros(B, H * W, dtype=torch.bool).scatter(1, flat_index, pix_valid.flatten(1))
+        # detach_rc_depth (not in ViPOcc): the density field follows the aligned depth in Eq. 10,
+        # the aligned depth does not follow the (untrained, too short) rendered depth
+        aligned = depth[:, 0].detach() if self.detach_rc_depth else depth[:, 0]
         rc_depth = losses.depth_reconstruction_consistency_loss(
-            rendered, depth[:, 0], pair.K, mask.view(B, H, W)
+            rendered, aligned, pair.K, mask.view(B, H, W)
         )
         target_patches = (
             target.flatten(2)
