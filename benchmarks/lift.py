@@ -25,12 +25,13 @@ def make_inputs(B, C, H, W, Q, K, device, seed=0):
         "features": torch.randn(B, C, H, W, generator=g),
         "depth": 0.5 + 4.5 * torch.rand(B, 1, H, W, generator=g),
         "queries": queries,
-        "cameras": (Ks.contiguous(), viewmats.contiguous()),
+        "cameras": go.Cameras(
+            viewmats.contiguous()[:, None], Ks.contiguous()[:, None], height=H, width=W
+        ),
         "offsets": 2.0 * torch.randn(B, Q, K, 2, generator=g),
         "attn": torch.randn(B, Q, K, generator=g).softmax(-1),
     }
-    moved = {k: (tuple(t.to(device) for t in v) if isinstance(v, tuple) else v.to(device))
-             for k, v in inputs.items()}
+    moved = {k: v.to(device) for k, v in inputs.items()}
     for key in ("features", "depth", "offsets", "attn"):
         moved[key].requires_grad_()
     moved["alpha"] = torch.tensor(1.0, device=device, requires_grad=True)

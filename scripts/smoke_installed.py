@@ -91,14 +91,14 @@ def check_lift(g):
     feats = torch.rand(B, C, H, W, generator=g, dtype=DT)
     depth = 1.5 + torch.rand(B, 1, H, W, generator=g, dtype=DT)
     Ks = torch.tensor([[[8.0, 0, 8], [0, 8.0, 6], [0, 0, 1]]], dtype=DT)
-    view = torch.eye(4, dtype=DT)[None]
+    cams = go.Cameras(torch.eye(4, dtype=DT)[None], Ks, height=H, width=W)
     queries = torch.rand(B, Q, 3, generator=g, dtype=DT) * torch.tensor([1.0, 1.0, 1.0], dtype=DT)
     queries = queries - torch.tensor([0.5, 0.5, -1.2], dtype=DT)
     offsets = torch.randn(B, Q, K, 2, generator=g, dtype=DT)
     attn = torch.softmax(torch.randn(B, Q, K, generator=g, dtype=DT), -1)
 
     def fn(f, d, off, a, backend):
-        return [go.soft_gated_lift(f, d, queries, (Ks, view), off, a, 1.0, 0.5, backend=backend)]
+        return [go.soft_gated_lift(f, d, queries, cams, off, a, 1.0, 0.5, backend=backend)]
 
     inputs = (feats, depth, offsets, attn)
     out_c, grad_c = grads(fn, inputs, "cpu")

@@ -91,6 +91,15 @@ def ray_directions(
             raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
         H, W = cameras.image_size if size is None else check_image_size("size", size)
         Ks = resized(cameras, H, W).Ks if (H, W) != cameras.image_size else cameras.Ks
+    return _pixel_grid_rays(Ks, H, W, normalize, pixel_center)
+
+
+def _pixel_grid_rays(
+    Ks: torch.Tensor, H: int, W: int, normalize: bool, pixel_center: float = 0.5
+) -> torch.Tensor:
+    """``K^-1 [u, v, 1]`` through the pixels of an ``H x W`` grid for intrinsics ``Ks [..., 3, 3]``
+    of that grid (any skew): ``[..., H, W, 3]``. The math of :func:`ray_directions`, for callers
+    that already hold checked intrinsics."""
     Ks = Ks.to(compute_dtype(Ks))
     u = torch.arange(W, dtype=Ks.dtype, device=Ks.device) + pixel_center
     v = torch.arange(H, dtype=Ks.dtype, device=Ks.device) + pixel_center

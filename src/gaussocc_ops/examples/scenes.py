@@ -317,7 +317,7 @@ def scene_camera(scene: Scene, index: int, *, image_size=(96, 128), fov_x_deg: f
         target = eye + torch.tensor([10.0, 0.0, -1.0])
     viewmat = look_at(eye, target)
     H, W = image_size
-    return pinhole_intrinsics(W, H, fov_x_deg), torch.linalg.inv(viewmat), image_size
+    return pinhole_intrinsics(fov_x_deg, height=H, width=W), torch.linalg.inv(viewmat), image_size
 
 
 def walk_camera(
@@ -352,7 +352,7 @@ def walk_camera(
     eye = torch.cat([center[:2] + radius * direction, (lo[2] + height)[None]])
     target = torch.cat([center[:2] - 1.2 * direction, (lo[2] + 0.7)[None]])
     H, W = image_size
-    return pinhole_intrinsics(W, H, fov_x_deg), torch.linalg.inv(look_at(eye, target)), image_size
+    return pinhole_intrinsics(fov_x_deg, height=H, width=W), torch.linalg.inv(look_at(eye, target)), image_size
 
 
 def render_frame(scene: Scene, camera) -> Frame:

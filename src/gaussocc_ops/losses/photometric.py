@@ -16,7 +16,7 @@ from torch import nn
 from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
 from gaussocc_ops.losses._common import check_mask
 from gaussocc_ops.losses.ssim import ssim
-from gaussocc_ops.rays import ray_directions
+from gaussocc_ops.rays import _pixel_grid_rays
 
 
 def _check_image(name, t, ndim):
@@ -71,7 +71,7 @@ def warp_to_target(
         (True, True)
     """
     B, _, H, W = source.shape
-    points = ray_directions(Ks, H, W, normalize=False) * target_depth.unsqueeze(-1)
+    points = _pixel_grid_rays(Ks, H, W, normalize=False) * target_depth.unsqueeze(-1)
     R, t = target_to_source[:, :3, :3], target_to_source[:, :3, 3]
     cam = torch.einsum("bij,bhwj->bhwi", R, points) + t[:, None, None, :]
     z = cam[..., 2]
@@ -196,7 +196,7 @@ def depth_reconstruction_consistency_loss(
     valid = torch.isfinite(r) & torch.isfinite(d)
     if mask is not None:
         valid &= mask
-    ray_norm = ray_directions(Ks.to(dtype), H, W, normalize=False).norm(dim=-1)
+    ray_norm = _pixel_grid_rays(Ks.to(dtype), H, W, normalize=False).norm(dim=-1)
     diff = torch.where(valid, r / ray_norm - d, torch.zeros_like(d)).abs()
     return diff.sum() / valid.sum().clamp(min=1).to(dtype)
 

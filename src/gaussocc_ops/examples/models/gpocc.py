@@ -113,9 +113,20 @@ class GPOccLite(nn.Module):
         coarse = resize_depth(prior, (h, w)).clamp_min(0.1)
         depth = coarse * torch.exp(0.2 * torch.tanh(self.depth_head(feats)))
         extent = self.extent_head(feats)
-        dirs = ray_directions(K, h, w, image_size=rgb.shape[-2:])
+        H, W = rgb.shape[-2:]
+        if cam2world is None:  # one camera per batch element, as V cameras of one batch
+            eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(K.shape[0], 4, 4)
+            cameras = Cameras(eye, K, height=H, width=W)
+        else:
+            cameras = Cameras.from_cam2world(cam2world, K, height=H, width=W)
+        dirs = ray_directions(cameras, size=(h, w))  # [B, h, w, 3]
         points = ray_volumetric_sample(
-            depth[:, 0], dirs, extent[:, 0], self.num_samples, depth_type="z", cam2world=cam2world
+            depth[:, 0],
+            dirs,
+            extent[:, 0],
+            self.num_samples,
+            depth_type="z",
+            cameras=None if cam2world is None else cameras,
         )  # [B, h, w, K, 3]
         x = feats.permute(0, 2, 3, 1)[:, :, :, None, :] + self.sample_embed  # [B, h, w, K, C]
         x = self.mlp(x).flatten(1, 3)  # [B, N, C]

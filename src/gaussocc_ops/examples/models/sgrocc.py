@@ -18,7 +18,7 @@ from gaussocc_ops.examples.models.backbone import (
 )
 from gaussocc_ops.lift import SoftGatingLifter
 from gaussocc_ops.rays import ray_constrained_refine
-from gaussocc_ops.types import VoxelGrid
+from gaussocc_ops.types import Cameras, VoxelGrid
 
 
 class SGROccOutput(NamedTuple):
@@ -113,9 +113,12 @@ class SGROccLifter(nn.Module):
         B = rgb.shape[0]
         feats = self.backbone(rgb)
         depth = self.depth_head(feats)
-        cameras = (
-            feature_intrinsics(K, rgb.shape[-2:], feats.shape[-2:]),
-            torch.linalg.inv(cam2world),
+        h, w = feats.shape[-2:]
+        cameras = Cameras(  # one view per batch element, intrinsics of the feature map
+            torch.linalg.inv(cam2world)[:, None],
+            feature_intrinsics(K, rgb.shape[-2:], (h, w))[:, None],
+            height=h,
+            width=w,
         )
         centers = self.grid.centers().to(rgb).reshape(-1, 3)  # [Q, 3]
         embed = self._anchor_embedding(centers).expand(B, -1, -1)  # [B, Q, E]

@@ -17,7 +17,7 @@ from gaussocc_ops.examples import scenes
 from gaussocc_ops.examples.models.backbone import TinyBackbone, fourier_features
 from gaussocc_ops.patches import patch_pixels, patch_rays
 from gaussocc_ops.snog import snog_sample
-from gaussocc_ops.types import VoxelGrid
+from gaussocc_ops.types import Cameras, VoxelGrid
 
 
 class ViewPair(NamedTuple):
@@ -233,7 +233,8 @@ class ViPOccDepthBranch(nn.Module):
         B, _, H, W = source_rgb.shape
         l = self.patch_size  # noqa: E741
         px = patch_pixels(centers, l, (H, W), valid)
-        dirs = patch_rays(px.uv, K)  # [B, P, l, l, 3], z = 1
+        eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(B, 1, 4, 4)
+        dirs = patch_rays(px.uv, Cameras(eye, K[:, None], height=H, width=W))  # [B, P, l, l, 3], z = 1
         unit = dirs / dirs.norm(dim=-1, keepdim=True)
         t = torch.linspace(self.near, self.far, self.num_ray_samples, dtype=unit.dtype)
         points = unit[..., None, :] * t[:, None]  # [B, P, l, l, M, 3]
