@@ -1,6 +1,6 @@
 """Soft-gated lifting forward + backward: our kernel against the grid_sample reference.
 
-    PYTHONPATH=src:. python -m benchmarks lift --device cpu [--queries N] [--json out.json]
+PYTHONPATH=src:. python -m benchmarks lift --device cpu [--queries N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,8 +41,15 @@ def make_inputs(B, C, H, W, Q, K, device, seed=0):
 
 def run(inputs, backend, backward):
     out = go.soft_gated_lift(
-        inputs["features"], inputs["depth"], inputs["queries"], inputs["cameras"],
-        inputs["offsets"], inputs["attn"], inputs["alpha"], inputs["sigma"], backend=backend,
+        inputs["features"],
+        inputs["depth"],
+        inputs["queries"],
+        inputs["cameras"],
+        inputs["offsets"],
+        inputs["attn"],
+        inputs["alpha"],
+        inputs["sigma"],
+        backend=backend,
     )
     if backward:
         out.sum().backward()
@@ -68,27 +75,34 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     kernel = "cuda" if device.type == "cuda" else "cpu"
-    inputs = make_inputs(args.batch, args.channels, args.height, args.width, args.queries,
-                         args.points, device)
+    inputs = make_inputs(
+        args.batch, args.channels, args.height, args.width, args.queries, args.points, device
+    )
     backends = [kernel] + ([] if args.skip_reference else ["reference"])
     results = {"machine": machine(), "config": vars(args), "timings": {}}
     print(results["machine"])
-    print(f"B={args.batch} C={args.channels} HxW={args.height}x{args.width} Q={args.queries} "
-          f"K={args.points}")
+    print(
+        f"B={args.batch} C={args.channels} HxW={args.height}x{args.width} Q={args.queries} "
+        f"K={args.points}"
+    )
     for backend in backends:
         for backward in (False, True):
             label = f"{backend} {'forward+backward' if backward else 'forward'}"
-            stats = time_fn(lambda b=backend, bw=backward: run(inputs, b, bw), device,
-                            repeat=args.repeat)
-            stats["peak_mb"] = peak_memory_mb(lambda b=backend, bw=backward: run(inputs, b, bw),
-                                              device)
+            stats = time_fn(
+                lambda b=backend, bw=backward: run(inputs, b, bw), device, repeat=args.repeat
+            )
+            stats["peak_mb"] = peak_memory_mb(
+                lambda b=backend, bw=backward: run(inputs, b, bw), device
+            )
             results["timings"][label] = stats
             mem = "" if stats["peak_mb"] is None else f"  peak {stats['peak_mb']:.0f} MB"
             print(f"{label:>32}: {stats['median_ms']:9.1f} ms (min {stats['min_ms']:.1f}){mem}")
     if not args.skip_reference:
         for mode in ("forward", "forward+backward"):
-            ratio = (results["timings"][f"reference {mode}"]["median_ms"]
-                     / results["timings"][f"{kernel} {mode}"]["median_ms"])
+            ratio = (
+                results["timings"][f"reference {mode}"]["median_ms"]
+                / results["timings"][f"{kernel} {mode}"]["median_ms"]
+            )
             results[f"speedup {mode}"] = ratio
             print(f"{'speedup ' + mode:>32}: {ratio:.1f}x")
     save(results, args.json)

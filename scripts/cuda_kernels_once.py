@@ -167,8 +167,7 @@ def main() -> int:
     Km = torch.tensor([[[40.0, 0, 32], [0, 40.0, 24], [0, 0, 1]]])
     camera = gaussocc_ops.Cameras.from_cam2world(torch.eye(4)[None], Km, height=48, width=64)
     mems = {
-        d: gaussocc_ops.GaussianMemory(radius=0.15, max_size=300, device=d)
-        for d in ("cpu", dev)
+        d: gaussocc_ops.GaussianMemory(radius=0.15, max_size=300, device=d) for d in ("cpu", dev)
     }
     for f in range(6):
         n = 120
@@ -184,7 +183,9 @@ def main() -> int:
         print(f"{'ok  ' if same else 'FAIL'} GaussianMemory.insert[{f}] {res[dev]}")
         ok &= same
     for k in ("means", "opacities", "features", "confidence"):
-        ok &= _close(f"GaussianMemory.{k}", getattr(mems[dev], k), getattr(mems["cpu"], k), 1e-4, 1e-5)
+        ok &= _close(
+            f"GaussianMemory.{k}", getattr(mems[dev], k), getattr(mems["cpu"], k), 1e-4, 1e-5
+        )
 
     print(f"all kernels ran on {dev}" + ("" if ok else ", SOME DIFFER FROM THE CPU KERNELS"))
     return 0 if ok else 1

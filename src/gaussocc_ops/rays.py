@@ -84,9 +84,7 @@ def ray_directions(
                 "(height, width and image_size belong to the deprecated Ks form)"
             )
         if not isinstance(cameras, Cameras):
-            raise TypeError(
-                f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}"
-            )
+            raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
         if cameras.model != "pinhole":
             raise ValueError(f"cameras must be pinhole, got model={cameras.model!r}")
         H, W = cameras.image_size if size is None else check_image_size("size", size)

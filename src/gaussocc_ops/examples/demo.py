@@ -27,6 +27,7 @@ from gaussocc_ops.examples.experiments import (
     Recipe,
     RenderSetting,
     make_plugin,
+    room_data,
     room_grid,
 )
 from gaussocc_ops.examples.models.plugin import CAMERA_STRATEGIES
@@ -159,9 +160,8 @@ def main(argv=None) -> dict:
         lr=args.lr,
     )
     grid = room_grid()
-    train = SceneData.make(range(recipe.train_scenes), grid, recipe.image_size)
+    train, val = room_data(recipe)
     val_seeds = range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + recipe.val_scenes)
-    val = SceneData.make(val_seeds, grid, recipe.image_size)
     H, W = recipe.image_size
     log(
         f"data: {len(train)} training rooms (seeds 0-{len(train) - 1}), {len(val)} held-out "
@@ -211,7 +211,8 @@ def main(argv=None) -> dict:
         log(summary_row(name, run["epochs"][-1]))
     base, ours = (runs[n]["epochs"][-1] for n in settings)
     log(
-        "furniture = mean IoU of " + ", ".join(scenes.INDOOR_CLASSES[c] for c in FURNITURE)
+        "furniture = mean IoU of "
+        + ", ".join(scenes.INDOOR_CLASSES[c] for c in FURNITURE)
         + "; floating = % of the free space the camera sees that the prediction fills"
     )
     log(
@@ -233,10 +234,7 @@ def _train_worker(name: str, setting: RenderSetting, recipe: Recipe, args, queue
     ``queue``."""
     try:
         torch.set_num_threads(args.threads)
-        grid = room_grid()
-        train = SceneData.make(range(recipe.train_scenes), grid, recipe.image_size)
-        val_seeds = range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + recipe.val_scenes)
-        val = SceneData.make(val_seeds, grid, recipe.image_size)
+        train, val = room_data(recipe)
         model = make_plugin(setting, recipe, args.seed)
         history = fit(
             model,

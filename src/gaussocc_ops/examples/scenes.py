@@ -352,7 +352,11 @@ def walk_camera(
     eye = torch.cat([center[:2] + radius * direction, (lo[2] + height)[None]])
     target = torch.cat([center[:2] - 1.2 * direction, (lo[2] + 0.7)[None]])
     H, W = image_size
-    return pinhole_intrinsics(fov_x_deg, height=H, width=W), torch.linalg.inv(look_at(eye, target)), image_size
+    return (
+        pinhole_intrinsics(fov_x_deg, height=H, width=W),
+        torch.linalg.inv(look_at(eye, target)),
+        image_size,
+    )
 
 
 def render_frame(scene: Scene, camera) -> Frame:

@@ -208,13 +208,18 @@ class ViPOccDepthBranch(nn.Module):
             # Not in ViPOcc: |f| <= bound / D_p keeps D in [D_p / (1 + bound), D_p / (1 - bound)]
             # (f ~ the unbounded head near 0).
             raw = F.interpolate(
-                self.align.head(self.spatial(feats)), size=prior_depth.shape[-2:],
-                mode="bilinear", align_corners=False,
+                self.align.head(self.spatial(feats)),
+                size=prior_depth.shape[-2:],
+                mode="bilinear",
+                align_corners=False,
             )
             b = self.correction_bound * inv
             f = b * torch.tanh(raw / b)
             depth = inverse_depth_align(
-                prior_depth, f, eps=self.align.eps, min_depth=self.align.min_depth,
+                prior_depth,
+                f,
+                eps=self.align.eps,
+                min_depth=self.align.min_depth,
                 max_depth=self.align.max_depth,
             )
         return ViPOccOutput(depth, self.recon(feats))
@@ -234,7 +239,9 @@ class ViPOccDepthBranch(nn.Module):
         l = self.patch_size  # noqa: E741
         px = patch_pixels(centers, l, (H, W), valid)
         eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(B, 1, 4, 4)
-        dirs = patch_rays(px.uv, Cameras(eye, K[:, None], height=H, width=W))  # [B, P, l, l, 3], z = 1
+        dirs = patch_rays(
+            px.uv, Cameras(eye, K[:, None], height=H, width=W)
+        )  # [B, P, l, l, 3], z = 1
         unit = dirs / dirs.norm(dim=-1, keepdim=True)
         t = torch.linspace(self.near, self.far, self.num_ray_samples, dtype=unit.dtype)
         points = unit[..., None, :] * t[:, None]  # [B, P, l, l, M, 3]
