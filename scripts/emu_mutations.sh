@@ -18,14 +18,14 @@ ORDERS=${ORDERS:-fwd rev rand:7}
 
 # id | file | line | text expected on the line | replacement ("" deletes the statement)
 MUTATIONS=(
-  "M1|cuda/splat.cu|294|__syncthreads();|"
-  "M2|cuda/splat.cu|296|__syncthreads();|"
-  "M3|cuda/splat.cu|209|__syncthreads();|"
-  "M4|cuda/splat.cu|286|__syncthreads();|"
-  "M5|cuda/accumulate.cu|19|__shfl_xor_sync(kFullMask, v, offset)|__shfl_xor_sync(0x0000ffffu, v, offset)"
+  "M1|cuda/splat.cu|272|__syncthreads();|"
+  "M2|cuda/splat.cu|274|__syncthreads();|"
+  "M3|cuda/splat.cu|187|__syncthreads();|"
+  "M4|cuda/splat.cu|264|__syncthreads();|"
+  "M5|cuda/accumulate.cu|23|__shfl_xor_sync(kFullMask, v, offset)|__shfl_xor_sync(0x0000ffffu, v, offset)"
   "M6|cuda/snog.cu|35|__syncwarp();|"
   "M7|cuda/lift.cu|47|offset = kWarp / 2|offset = kWarp / 4"
-  "M8|cuda/accumulate.cu|91|__shfl_sync(kFullMask, v, src)|__shfl_sync(kFullMask, v, 0)"
+  "M8|cuda/accumulate.cu|100|__shfl_sync(kFullMask, v, src)|__shfl_sync(kFullMask, v, 0)"
 )
 
 mkdir -p "$SCRATCH"
