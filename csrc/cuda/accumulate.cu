@@ -206,8 +206,8 @@ int64_t voxel_blocks(int64_t voxels) { return (voxels + kVoxelThreads - 1) / kVo
 }  // namespace
 
 template <typename T>
-cudaError_t launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
-                                      int32_t* n_opaque, cudaStream_t stream) {
+void launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
+                               int32_t* n_opaque, cudaStream_t stream) {
   const int64_t gaussians = in.B * in.N;
   if (gaussians > 0) {
     forward_kernel<T><<<warp_blocks(gaussians), kWarpsPerBlock * 32, 0, stream>>>(in, occupancy, probs, weight,
@@ -218,14 +218,13 @@ cudaError_t launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T
     finish_kernel<T><<<voxel_blocks(voxels), kVoxelThreads, 0, stream>>>(in.p, in.C, voxels, weight, log_t,
                                                                          n_opaque, probs, occupancy);
   }
-  return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const T* weight, const T* log_t,
-                                       const int32_t* n_opaque, StridedGrad<T> g_occupancy, StridedGrad<T> g_probs,
-                                       VoxelGrad<T>* vgrad, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
-                                       T* g_features, cudaStream_t stream) {
+void launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const T* weight, const T* log_t,
+                                const int32_t* n_opaque, StridedGrad<T> g_occupancy, StridedGrad<T> g_probs,
+                                VoxelGrad<T>* vgrad, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
+                                T* g_features, cudaStream_t stream) {
   const int64_t V = in.grid.dims[0] * in.grid.dims[1] * in.grid.dims[2];
   const int64_t voxels = in.B * V;
   if (voxels > 0) {
@@ -237,15 +236,13 @@ cudaError_t launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs
     backward_kernel<T><<<warp_blocks(gaussians), kWarpsPerBlock * 32, 0, stream>>>(
         in, vgrad, g_probs, log_t, n_opaque, g_means, g_quats, g_scales, g_opacities, g_features);
   }
-  return cudaGetLastError();
 }
 
-#define GAUSSOCC_INSTANTIATE(T)                                                                                 \
-  template cudaError_t launch_accumulate_forward<T>(const DeviceInputs<T>&, T*, T*, T*, T*, int32_t*,           \
-                                                    cudaStream_t);                                              \
-  template cudaError_t launch_accumulate_backward<T>(const DeviceInputs<T>&, const T*, const T*, const T*,      \
-                                                     const int32_t*, StridedGrad<T>, StridedGrad<T>,            \
-                                                     VoxelGrad<T>*, T*, T*, T*, T*, T*, cudaStream_t);
+#define GAUSSOCC_INSTANTIATE(T)                                                                              \
+  template void launch_accumulate_forward<T>(const DeviceInputs<T>&, T*, T*, T*, T*, int32_t*, cudaStream_t); \
+  template void launch_accumulate_backward<T>(const DeviceInputs<T>&, const T*, const T*, const T*,            \
+                                              const int32_t*, StridedGrad<T>, StridedGrad<T>, VoxelGrad<T>*,   \
+                                              T*, T*, T*, T*, T*, cudaStream_t);
 
 GAUSSOCC_INSTANTIATE(float)
 GAUSSOCC_INSTANTIATE(double)

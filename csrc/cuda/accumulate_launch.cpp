@@ -42,10 +42,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_cuda", [&] {
     const auto in = device_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin,
                                             voxel_size, shape, radius, mode, empty_index, fill);
-    C10_CUDA_CHECK(launch_accumulate_forward<scalar_t>(
-        in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(), out.weight.data_ptr<scalar_t>(),
-        out.log_t.data_ptr<scalar_t>(), out.n_opaque.data_ptr<int32_t>(), stream));
+    launch_accumulate_forward<scalar_t>(in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(),
+                                        out.weight.data_ptr<scalar_t>(), out.log_t.data_ptr<scalar_t>(),
+                                        out.n_opaque.data_ptr<int32_t>(), stream);
   });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out.occupancy, out.probs, out.weight, out.log_t, out.n_opaque};
 }
 
@@ -72,12 +73,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
     const auto in = device_inputs<T>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size,
                                      shape, radius, mode, empty_index, fill);
     const bool prob = mode != kAdditive;
-    C10_CUDA_CHECK(launch_accumulate_backward<T>(
+    launch_accumulate_backward<T>(
         in, probs.data_ptr<T>(), prob ? weight.data_ptr<T>() : nullptr, prob ? log_t.data_ptr<T>() : nullptr,
         prob ? n_opaque.data_ptr<int32_t>() : nullptr, strided<T>(g_occ), strided<T>(g_probs),
         reinterpret_cast<VoxelGrad<T>*>(vgrad.data_ptr<T>()), g_means.data_ptr<T>(), g_quats.data_ptr<T>(),
-        g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>(), stream));
+        g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>(), stream);
   });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {g_means, g_quats, g_scales, g_opacities, g_features};
 }
 

@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from gaussocc_ops import _ext
+from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import check_finite, compute_dtype
 from gaussocc_ops.reference import accumulate as ref
 from gaussocc_ops.types import Gaussians, VoxelGrid
@@ -131,7 +131,7 @@ def gaussians_to_occupancy(
             f"got {empty_class}"
         )
     _check_values(gaussians)
-    backend = _resolve_backend(backend, gaussians.device)
+    backend = _dispatch.resolve(backend, gaussians.device, OP, name="gaussians_to_occupancy")
 
     batch = gaussians.batch_shape
     B, N = batch.numel(), gaussians.num_gaussians
@@ -221,76 +221,3 @@ def _check_values(gaussians: Gaussians) -> None:
             "scales must be > 0 for every valid Gaussian, got a minimum of "
             f"{scales.min().item():.4g}"
         )
-
-
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "reference", "cpu", "cuda"):
-        raise ValueError(
-            f"backend must be one of 'auto', 'reference', 'cpu', 'cuda', got {backend!r}"
-        )
-    if backend == "auto":
-        if _ext.kernel_available(OP, device):
-            return device.type
-        _ext.warn_fallback("gaussians_to_occupancy")
-        return "reference"
-    if backend != "reference":
-        if device.type != backend:
-            raise ValueError(f"backend={backend!r} needs tensors on {backend}, got {device}")
-        if not _ext.kernel_available(OP, device):
-            raise RuntimeError(
-                f"backend={backend!r} is not available: the {backend.upper()} kernels were not "
-                "compiled (gaussocc_ops.build_info(): "
-                f"{_ext.build_info()['error'] or 'no such kernel'})"
-            )
-    return backend
-
-
-def _register_autograd() -> None:
-    """Backward formula and fake (meta) kernels of the compiled accumulation ops."""
-    lib = "gaussocc::"
-
-    @torch.library.register_fake(lib + OP)
-    def _(means, quats, scales, opacities, features, valid, origin, voxel_size, shape, *cfg):
-        mode = cfg[1]
-        B, N, C = features.shape
-        V = shape[0] * shape[1] * shape[2]
-        Vs = 0 if mode == MODES["additive"] else V
-        return (
-            means.new_empty(B, V),
-            means.new_empty(B, V, C if mode == MODES["additive"] else C + 1),
-            means.new_empty(B, Vs),
-            means.new_empty(B, Vs),
-            means.new_empty(B, Vs, dtype=torch.int32),
-        )
-
-    def setup(ctx, inputs, output):
-        ctx.save_for_backward(*inputs[:6], *output[1:])
-        ctx.cfg = inputs[6:]
-        ctx.mark_non_differentiable(*output[2:])
-        ctx.set_materialize_grads(False)  # no zero-filled gradients of the saved state
-
-    def backward(ctx, g_occ, g_probs, *_):
-        saved = ctx.saved_tensors
-        probs = saved[6]
-        B, V, _C = probs.shape
-        if g_occ is None:
-            g_occ = probs.new_zeros(B, V)
-        if g_probs is None:  # read through its strides: a zero stride costs no memory
-            g_probs = probs.new_zeros(()).expand(probs.shape)
-        grads = torch.ops.gaussocc.accumulate_gaussians_backward(*saved, g_occ, g_probs, *ctx.cfg)
-        return (*grads, None, None, None, None, None, None, None, None)
-
-    torch.library.register_autograd(lib + OP, backward, setup_context=setup)
-
-    @torch.library.register_fake(lib + OP + "_backward")
-    def _(means, quats, scales, opacities, features, valid, *rest):
-        return (
-            torch.empty_like(means),
-            torch.empty_like(quats),
-            torch.empty_like(scales),
-            torch.empty_like(opacities),
-            torch.empty_like(features),
-        )
-
-
-_ext.on_load(OP, _register_autograd)

@@ -9,6 +9,15 @@ kernels that define ``torch.ops.gaussocc.<op>`` are loaded (on first use), never
 The public modules hold none of this; :mod:`gaussocc_ops._dispatch` imports this package.
 """
 
-from gaussocc_ops._autograd import lift, memory, radius, radius_index, raycast, snog, splat
+from gaussocc_ops._autograd import (
+    accumulate,
+    lift,
+    memory,
+    radius,
+    radius_index,
+    raycast,
+    snog,
+    splat,
+)
 
-__all__ = ["lift", "memory", "radius", "radius_index", "raycast", "snog", "splat"]
+__all__ = ["accumulate", "lift", "memory", "radius", "radius_index", "raycast", "snog", "splat"]

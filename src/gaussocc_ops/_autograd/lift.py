@@ -21,19 +21,34 @@ def _backward(ctx, grad_out):
     features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma = ctx.saved_tensors
     g_feat, g_depth, g_dproj, g_off, g_attn, g_alpha, g_sigma = (
         torch.ops.gaussocc.soft_gated_lift_backward(
-            grad_out.contiguous(), features, depth, ref_points, d_proj, valid, offsets, attn,
-            alpha, sigma,
+            grad_out.contiguous(),
+            features,
+            depth,
+            ref_points,
+            d_proj,
+            valid,
+            offsets,
+            attn,
+            alpha,
+            sigma,
         )
     )
     # ref_points moves every sample of its query: its gradient is the offsets' summed over K
     return g_feat, g_depth, g_off.sum(dim=2), g_dproj, None, g_off, g_attn, g_alpha, g_sigma
 
 
-def _backward_fake(grad_out, features, depth, ref_points, d_proj, valid, offsets, attn, alpha,
-                   sigma):
-    return (torch.empty_like(features), torch.empty_like(depth), torch.empty_like(d_proj),
-            torch.empty_like(offsets), torch.empty_like(attn), torch.empty_like(alpha),
-            torch.empty_like(sigma))
+def _backward_fake(
+    grad_out, features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma
+):
+    return (
+        torch.empty_like(features),
+        torch.empty_like(depth),
+        torch.empty_like(d_proj),
+        torch.empty_like(offsets),
+        torch.empty_like(attn),
+        torch.empty_like(alpha),
+        torch.empty_like(sigma),
+    )
 
 
 def register() -> None:

@@ -11,9 +11,30 @@ import torch
 from gaussocc_ops import _ext
 
 
-def _fuse_fake(means, scales, quats, opacities, features, confidence, observations, last_seen,
-               tags, new_means, new_scales, new_quats, new_opacities, new_features, new_confidence,
-               new_tags, targets, offsets, pair_new, coef, gamma, frame):
+def _fuse_fake(
+    means,
+    scales,
+    quats,
+    opacities,
+    features,
+    confidence,
+    observations,
+    last_seen,
+    tags,
+    new_means,
+    new_scales,
+    new_quats,
+    new_opacities,
+    new_features,
+    new_confidence,
+    new_tags,
+    targets,
+    offsets,
+    pair_new,
+    coef,
+    gamma,
+    frame,
+):
     return None
 
 

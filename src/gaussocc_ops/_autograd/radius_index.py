@@ -11,13 +11,34 @@ import torch
 from gaussocc_ops import _ext
 
 
-def _insert_fake(table_keys, table_heads, node_slot, node_next, slot_node, slot_cell, node_count,
-                 points, slots, cell_size, moved_only):
+def _insert_fake(
+    table_keys,
+    table_heads,
+    node_slot,
+    node_next,
+    slot_node,
+    slot_cell,
+    node_count,
+    points,
+    slots,
+    cell_size,
+    moved_only,
+):
     return None
 
 
-def _query_fake(table_keys, table_heads, node_slot, node_next, slot_node, points, queries,
-                cell_size, radius, max_neighbors):
+def _query_fake(
+    table_keys,
+    table_heads,
+    node_slot,
+    node_next,
+    slot_node,
+    points,
+    queries,
+    cell_size,
+    radius,
+    max_neighbors,
+):
     M = queries.shape[0]
     return (
         queries.new_empty(M, max_neighbors, dtype=torch.long),

@@ -15,8 +15,9 @@ def _grad(g: torch.Tensor | None, shape, like: torch.Tensor) -> torch.Tensor:
     return like.new_zeros(shape) if g is None else g.contiguous()
 
 
-def _project_fake(means, quats, scales, opacities, viewmats, Ks, height, width, near, far, eps2d,
-                  ortho):
+def _project_fake(
+    means, quats, scales, opacities, viewmats, Ks, height, width, near, far, eps2d, ortho
+):
     B, N = means.shape[:2]
     V = viewmats.shape[1]
     return (
@@ -56,8 +57,21 @@ def _project_backward(ctx, g_means2d, g_conics, g_depths, _g_radii):
     return g_m, g_q, g_s, None, None, None, None, None, None, None, None, None
 
 
-def _project_backward_fake(means, quats, scales, viewmats, Ks, radii, g_means2d, g_conics,
-                           g_depths, height, width, eps2d, ortho):
+def _project_backward_fake(
+    means,
+    quats,
+    scales,
+    viewmats,
+    Ks,
+    radii,
+    g_means2d,
+    g_conics,
+    g_depths,
+    height,
+    width,
+    eps2d,
+    ortho,
+):
     return torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales)
 
 
@@ -109,8 +123,23 @@ def _rasterize_backward(ctx, g_feats, g_depth, g_alpha, *_):
     return (*grads[:3], None, *grads[3:], None, None, None)
 
 
-def _rasterize_backward_fake(means2d, conics, depths, opacities, features, alpha, last, offsets,
-                             ids, g_feats, g_depth, g_alpha, height, width, tile_size):
+def _rasterize_backward_fake(
+    means2d,
+    conics,
+    depths,
+    opacities,
+    features,
+    alpha,
+    last,
+    offsets,
+    ids,
+    g_feats,
+    g_depth,
+    g_alpha,
+    height,
+    width,
+    tile_size,
+):
     return (
         torch.empty_like(means2d),
         torch.empty_like(conics),
