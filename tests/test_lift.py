@@ -240,7 +240,10 @@ def test_bad_inputs():
 def test_lifter_module():
     torch.manual_seed(0)
     lifter = go.SoftGatingLifter(embed_dim=6, num_points=5, init_radius=1.5)
-    features, depth, queries, cams, _, _ = make_inputs(B=1, C=4, Q=15, K=5, dtype=torch.float32)
+    features, depth, queries, (Ks, viewmats), _, _ = make_inputs(B=1, C=4, Q=15, K=5,
+                                                                 dtype=torch.float32)
+    H, W = features.shape[-2:]
+    cams = go.Cameras(viewmats[:, None], Ks[:, None], height=H, width=W)
     embed = torch.randn(1, 15, 6)
     out = lifter(features, depth, queries, cams, embed)
     # At initialisation: offsets are the bias pattern inside the init radius, attention is 1/K.
