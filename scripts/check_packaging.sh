@@ -123,7 +123,9 @@ if [ "${GAUSSOCC_PKG_TESTS:-1}" = 1 ]; then
   t0=$SECONDS
   tar -xzf "$sdist" -C "$work"
   src_dir=$(ls -d "$work"/gaussocc_ops-*/)
-  "$VPY" -m pip install --quiet pytest hypothesis
+  # the test extra of the installed package (pytest, hypothesis, the examples' rich, matplotlib
+  # and Pillow): pip keeps the installed gaussocc-ops and adds what the extra needs
+  "$VPY" -m pip install --quiet "gaussocc-ops[test]"
   (cd "$src_dir" && "$VPY" -m pytest -q -p no:cacheprovider tests)
   say "sdist tests passed in $((SECONDS - t0)) s"
 fi
