@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "gaussocc/splat_math.h"
@@ -167,47 +168,159 @@ inline void tile_pixels(const RasterShape& s, int64_t t, int* x0, int* x1, int* 
   *y1 = std::min(*y0 + s.tg.tile_size, s.height);
 }
 
+// Pixel blocks: every tile is rasterized in blocks of kBlock x kBlock pixels, each over the
+// entries of the tile's list that can reach it. The pixels of a block visit the same entries in
+// the same order as the whole tile list would give them, minus entries whose alpha is below
+// alpha_threshold at every pixel of the block, which pixel_alpha skips anyway: outputs are
+// unchanged to the bit, and a pixel no longer evaluates every Gaussian of its tile (on a 16 x 16
+// tile, most of them far from it).
+constexpr int kBlock = 4;
+constexpr int kBlockPixels = kBlock * kBlock;
+constexpr int64_t kChunk = 64;  // the forward pass filters a block's entries this many at a time
+
+struct PixelBlock {
+  int x0, x1, y0, y1;  // pixel columns [x0, x1) and rows [y0, y1)
+};
+
+// What decides whether a projected Gaussian can reach a block: the exponent
+// sigma(dx, dy) = a dx^2 / 2 + b dx dy + c dy^2 / 2 of its conic (a, b, c) is at least
+// qx dx^2 with qx = (a - b^2 / c) / 2 (its minimum over dy) and at least qy dy^2 likewise; alpha
+// is below alpha_threshold where sigma > limit = log(opacity / alpha_threshold). `always` marks
+// Gaussians without such a bound (a conic that is not positive definite, NaNs).
+struct Reach {
+  double mx, my, qx, qy, a, c, abs_b, limit;
+  bool always, never;
+};
+
+template <typename T>
+Reach make_reach(const T* mean2d, const T* conic, T opacity) {
+  Reach r{};
+  const double op = (double)opacity, a = conic[0], b = conic[1], c = conic[2];
+  r.never = op < (double)alpha_threshold<T>();  // alpha = opacity * g <= opacity
+  r.always = !r.never && !(a > 0 && c > 0 && a * c > b * b && std::isfinite(a * c));
+  r.mx = mean2d[0];
+  r.my = mean2d[1];
+  r.qx = 0.5 * (a - b * b / c);
+  r.qy = 0.5 * (c - b * b / a);
+  r.a = a;
+  r.c = c;
+  r.abs_b = std::fabs(b);
+  // the margin covers the rounding of exp and of opacity * g in T
+  r.limit = r.never ? 0.0 : std::log(op / (double)alpha_threshold<T>()) * (1.0 + 1e-6) + 1e-4;
+  return r;
+}
+
+// False only when alpha < alpha_threshold at every pixel centre of the block: the lower bound
+// of sigma over the block, less a bound on the rounding error of sigma computed in T, exceeds
+// the limit. NaNs compare false and keep the entry.
+template <typename T>
+bool block_reached(const PixelBlock& blk, const Reach& r) {
+  if (r.never) return false;
+  if (r.always) return true;
+  const double lo_x = blk.x0 + 0.5 - r.mx, hi_x = blk.x1 - 0.5 - r.mx;
+  const double lo_y = blk.y0 + 0.5 - r.my, hi_y = blk.y1 - 0.5 - r.my;
+  const double near_x = lo_x > 0 ? lo_x : (hi_x < 0 ? -hi_x : 0.0);
+  const double near_y = lo_y > 0 ? lo_y : (hi_y < 0 ? -hi_y : 0.0);
+  const double bound = std::max(r.qx * near_x * near_x, r.qy * near_y * near_y);
+  if (!(bound > r.limit)) return true;
+  const double far_x = std::max(std::fabs(lo_x), std::fabs(hi_x));
+  const double far_y = std::max(std::fabs(lo_y), std::fabs(hi_y));
+  const double rounding = 8.0 * std::numeric_limits<T>::epsilon() *
+                          (r.a * far_x * far_x + r.c * far_y * far_y + 2.0 * r.abs_b * far_x * far_y);
+  return !(bound - rounding > r.limit);
+}
+
+// The reach of every projected Gaussian of every image, [images * N].
+template <typename T>
+std::vector<Reach> make_reaches(const RasterShape& s, const T* means2d, const T* conics, const T* opac) {
+  std::vector<Reach> reach(s.B * s.V * s.N);
+  at::parallel_for(0, s.B * s.V * s.N, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / (s.V * s.N), n = i % s.N;
+      reach[i] = make_reach(means2d + i * 2, conics + i * 3, opac[b * s.N + n]);
+    }
+  });
+  return reach;
+}
+
+// Appends the positions k in [k0, k1) (ascending) of the tile list's entries that can reach the
+// block.
+template <typename T>
+void block_entries(const PixelBlock& blk, const int32_t* list, int64_t k0, int64_t k1, const Reach* img_reach,
+                   std::vector<int32_t>* out) {
+  for (int64_t k = k0; k < k1; ++k)
+    if (block_reached<T>(blk, img_reach[list[k]])) out->push_back((int32_t)k);
+}
+
+// Calls f(block) for the kBlock x kBlock pixel blocks of tile t.
+template <typename F>
+void for_each_block(const RasterShape& s, int64_t t, F&& f) {
+  int x0, x1, y0, y1;
+  tile_pixels(s, t, &x0, &x1, &y0, &y1);
+  for (int by = y0; by < y1; by += kBlock)
+    for (int bx = x0; bx < x1; bx += kBlock) f(PixelBlock{bx, std::min(bx + kBlock, x1), by, std::min(by + kBlock, y1)});
+}
+
 template <typename T>
 void rasterize_forward_cpu(const RasterShape& s, const T* means2d, const T* conics, const T* depths, const T* opac,
                            const T* features, const int64_t* offsets, const int32_t* ids, T* out_feat, T* out_depth,
                            T* out_alpha, int32_t* last_ids) {
   const int64_t C = s.C;
+  const std::vector<Reach> reach = make_reaches(s, means2d, conics, opac);
   at::parallel_for(0, s.B * s.V * s.tg.tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(C);
+    // the state of a block's pixels while its entries are visited a chunk at a time
+    std::vector<T> acc(kBlockPixels * C), T_cur(kBlockPixels), d_acc(kBlockPixels);
+    std::vector<int32_t> last(kBlockPixels), entries;
+    std::vector<char> active(kBlockPixels);
     for (int64_t job = begin; job < end; ++job) {
       const int64_t img = job / s.tg.tiles, t = job % s.tg.tiles, b = img / s.V;
       const int32_t* list = ids + offsets[job];
       const int64_t len = offsets[job + 1] - offsets[job];
-      int x0, x1, y0, y1;
-      tile_pixels(s, t, &x0, &x1, &y0, &y1);
-      for (int py = y0; py < y1; ++py) {
-        for (int px = x0; px < x1; ++px) {
-          const int64_t pix = (img * s.height + py) * s.width + px;
-          const T cx = T(px) + T(0.5), cy = T(py) + T(0.5);
-          std::fill(acc.begin(), acc.end(), T(0));
-          T T_cur = 1, d_acc = 0;
-          int32_t last = 0;
-          for (int64_t k = 0; k < len; ++k) {
-            const int64_t n = list[k], i = img * s.N + n;
-            T g;
-            const T alpha = pixel_alpha(conics + i * 3, opac[b * s.N + n], cx - means2d[i * 2],
-                                        cy - means2d[i * 2 + 1], &g);
-            if (alpha == T(0)) continue;
-            const T next_T = T_cur * (T(1) - alpha);
-            if (next_T <= transmittance_min<T>()) break;
-            const T w = alpha * T_cur;
-            const T* f = features + (b * s.N + n) * C;
-            for (int64_t c = 0; c < C; ++c) acc[c] += w * f[c];
-            d_acc += w * depths[i];
-            T_cur = next_T;
-            last = (int32_t)(k + 1);
+      for_each_block(s, t, [&](const PixelBlock& blk) {
+        const int bw = blk.x1 - blk.x0, np = bw * (blk.y1 - blk.y0);
+        std::fill(acc.begin(), acc.end(), T(0));
+        std::fill(T_cur.begin(), T_cur.end(), T(1));
+        std::fill(d_acc.begin(), d_acc.end(), T(0));
+        std::fill(last.begin(), last.end(), 0);
+        std::fill(active.begin(), active.end(), 1);
+        int n_active = np;
+        for (int64_t k0 = 0; k0 < len && n_active > 0; k0 += kChunk) {
+          entries.clear();
+          block_entries<T>(blk, list, k0, std::min(k0 + kChunk, len), reach.data() + img * s.N, &entries);
+          for (int q = 0; q < np; ++q) {
+            if (!active[q]) continue;
+            const int px = blk.x0 + q % bw, py = blk.y0 + q / bw;
+            const T cx = T(px) + T(0.5), cy = T(py) + T(0.5);
+            T* a = acc.data() + q * C;
+            for (const int32_t k : entries) {
+              const int64_t n = list[k], i = img * s.N + n;
+              T g;
+              const T alpha = pixel_alpha(conics + i * 3, opac[b * s.N + n], cx - means2d[i * 2],
+                                          cy - means2d[i * 2 + 1], &g);
+              if (alpha == T(0)) continue;
+              const T next_T = T_cur[q] * (T(1) - alpha);
+              if (next_T <= transmittance_min<T>()) {
+                active[q] = 0;
+                --n_active;
+                break;
+              }
+              const T w = alpha * T_cur[q];
+              const T* f = features + (b * s.N + n) * C;
+              for (int64_t c = 0; c < C; ++c) a[c] += w * f[c];
+              d_acc[q] += w * depths[i];
+              T_cur[q] = next_T;
+              last[q] = k + 1;
+            }
           }
-          std::copy(acc.begin(), acc.end(), out_feat + pix * C);
-          out_depth[pix] = d_acc;
-          out_alpha[pix] = T(1) - T_cur;
-          last_ids[pix] = last;
         }
-      }
+        for (int q = 0; q < np; ++q) {
+          const int64_t pix = (img * s.height + blk.y0 + q / bw) * s.width + blk.x0 + q % bw;
+          std::copy(acc.begin() + q * C, acc.begin() + (q + 1) * C, out_feat + pix * C);
+          out_depth[pix] = d_acc[q];
+          out_alpha[pix] = T(1) - T_cur[q];
+          last_ids[pix] = last[q];
+        }
+      });
     }
   });
 }
@@ -219,8 +332,10 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
                             T* g_conics, T* g_depths, T* g_opac, T* g_features) {
   const int64_t C = s.C;
   constexpr int kGeo = 7;  // per entry: mean2d (2), conic (3), depth, opacity
+  const std::vector<Reach> reach = make_reaches(s, means2d, conics, opac);
   at::parallel_for(0, s.B * s.V * s.tg.tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> geo, feat, rec(C);
+    std::vector<int32_t> entries;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t img = job / s.tg.tiles, t = job % s.tg.tiles, b = img / s.V;
       const int32_t* list = ids + offsets[job];
@@ -229,43 +344,53 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
       // Gradients of this tile's entries accumulate locally, then flush once per entry.
       geo.assign(len * kGeo, T(0));
       feat.assign(len * C, T(0));
-      int x0, x1, y0, y1;
-      tile_pixels(s, t, &x0, &x1, &y0, &y1);
-      for (int py = y0; py < y1; ++py) {
-        for (int px = x0; px < x1; ++px) {
-          const int64_t pix = (img * s.height + py) * s.width + px;
-          const T cx = T(px) + T(0.5), cy = T(py) + T(0.5);
-          const T T_final = T(1) - alpha_out[pix];
-          const T* gF = g_feat + pix * C;
-          const T gD = g_depth[pix], gA = g_alpha[pix];
-          std::fill(rec.begin(), rec.end(), T(0));
-          T rec_d = 0, T_cur = T_final;
-          for (int64_t k = last_ids[pix] - 1; k >= 0; --k) {
-            const int64_t n = list[k], i = img * s.N + n;
-            T g;
-            const T dx = cx - means2d[i * 2], dy = cy - means2d[i * 2 + 1];
-            const T alpha = pixel_alpha(conics + i * 3, opac[b * s.N + n], dx, dy, &g);
-            if (alpha == T(0)) continue;
-            T_cur /= (T(1) - alpha);
-            const T w = alpha * T_cur;
-            const T* f = features + (b * s.N + n) * C;
-            T* gf = feat.data() + k * C;
-            T d_alpha = 0;
-            for (int64_t c = 0; c < C; ++c) {
-              gf[c] += w * gF[c];
-              d_alpha += (f[c] - rec[c]) * gF[c];
-              rec[c] = alpha * f[c] + (T(1) - alpha) * rec[c];
+      int32_t tile_last = 0;  // entries from here on reached no pixel of the tile
+      for_each_block(s, t, [&](const PixelBlock& blk) {
+        int32_t block_last = 0;  // no pixel of the block goes past this entry
+        for (int py = blk.y0; py < blk.y1; ++py)
+          for (int px = blk.x0; px < blk.x1; ++px)
+            block_last = std::max(block_last, last_ids[(img * s.height + py) * s.width + px]);
+        tile_last = std::max(tile_last, block_last);
+        entries.clear();
+        block_entries<T>(blk, list, 0, block_last, reach.data() + img * s.N, &entries);
+        for (int py = blk.y0; py < blk.y1; ++py) {
+          for (int px = blk.x0; px < blk.x1; ++px) {
+            const int64_t pix = (img * s.height + py) * s.width + px;
+            const T cx = T(px) + T(0.5), cy = T(py) + T(0.5);
+            const T T_final = T(1) - alpha_out[pix];
+            const T* gF = g_feat + pix * C;
+            const T gD = g_depth[pix], gA = g_alpha[pix];
+            std::fill(rec.begin(), rec.end(), T(0));
+            T rec_d = 0, T_cur = T_final;
+            // the block's entries before the pixel's last contributing one, back to front
+            auto j = std::lower_bound(entries.begin(), entries.end(), last_ids[pix]) - entries.begin();
+            while (j-- > 0) {
+              const int64_t k = entries[j], n = list[k], i = img * s.N + n;
+              T g;
+              const T dx = cx - means2d[i * 2], dy = cy - means2d[i * 2 + 1];
+              const T alpha = pixel_alpha(conics + i * 3, opac[b * s.N + n], dx, dy, &g);
+              if (alpha == T(0)) continue;
+              T_cur /= (T(1) - alpha);
+              const T w = alpha * T_cur;
+              const T* f = features + (b * s.N + n) * C;
+              T* gf = feat.data() + k * C;
+              T d_alpha = 0;
+              for (int64_t c = 0; c < C; ++c) {
+                gf[c] += w * gF[c];
+                d_alpha += (f[c] - rec[c]) * gF[c];
+                rec[c] = alpha * f[c] + (T(1) - alpha) * rec[c];
+              }
+              T* ge = geo.data() + k * kGeo;
+              ge[5] += w * gD;
+              d_alpha += (depths[i] - rec_d) * gD;
+              rec_d = alpha * depths[i] + (T(1) - alpha) * rec_d;
+              d_alpha = d_alpha * T_cur + gA * T_final / (T(1) - alpha);
+              pixel_alpha_vjp(conics + i * 3, opac[b * s.N + n], g, dx, dy, d_alpha, ge, ge + 2, ge + 6);
             }
-            T* ge = geo.data() + k * kGeo;
-            ge[5] += w * gD;
-            d_alpha += (depths[i] - rec_d) * gD;
-            rec_d = alpha * depths[i] + (T(1) - alpha) * rec_d;
-            d_alpha = d_alpha * T_cur + gA * T_final / (T(1) - alpha);
-            pixel_alpha_vjp(conics + i * 3, opac[b * s.N + n], g, dx, dy, d_alpha, ge, ge + 2, ge + 6);
           }
         }
-      }
-      for (int64_t k = 0; k < len; ++k) {
+      });
+      for (int64_t k = 0; k < tile_last; ++k) {
         const int64_t n = list[k], i = img * s.N + n;
         const T* ge = geo.data() + k * kGeo;
         for (int c = 0; c < 2; ++c) atomic_add_host(g_means2d + i * 2 + c, ge[c]);
