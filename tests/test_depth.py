@@ -12,14 +12,20 @@ F64 = torch.float64
 
 
 @settings(max_examples=25, deadline=None)
-@given(a=st.lists(st.floats(-5, 5), min_size=1, max_size=6), shift=st.floats(-2, 2),
-       alpha=st.floats(-2, 2), sigma=st.floats(0.05, 3))
+@given(
+    a=st.lists(st.floats(-5, 5), min_size=1, max_size=6),
+    shift=st.floats(-2, 2),
+    alpha=st.floats(-2, 2),
+    sigma=st.floats(0.05, 3),
+)
 def test_gate_against_scalar_math(a, shift, alpha, sigma):
     d_proj = torch.tensor(a, dtype=F64)
     d_pred = d_proj + shift * torch.linspace(0, 1, len(a), dtype=F64)
     gate = go.gaussian_depth_gate(d_proj, d_pred, alpha, sigma)
-    expected = [alpha * math.exp(-((x - y) ** 2) / (2 * sigma**2))
-                for x, y in zip(d_proj.tolist(), d_pred.tolist(), strict=True)]
+    expected = [
+        alpha * math.exp(-((x - y) ** 2) / (2 * sigma**2))
+        for x, y in zip(d_proj.tolist(), d_pred.tolist(), strict=True)
+    ]
     torch.testing.assert_close(gate, torch.tensor(expected, dtype=F64))
 
 
@@ -119,9 +125,11 @@ def test_alignment_module():
     with torch.no_grad():
         align.head.weight.normal_(0, 0.01)
         align.head.bias.fill_(0.01)
-    expected = 1.0 / (1.0 / prior.clamp(0.1, 50.0)
-                      + F.conv2d(feats, align.head.weight, align.head.bias, padding=1) + 1e-8
-                      ).clamp(1 / 50.0, 1 / 0.1)
+    expected = 1.0 / (
+        1.0 / prior.clamp(0.1, 50.0)
+        + F.conv2d(feats, align.head.weight, align.head.bias, padding=1)
+        + 1e-8
+    ).clamp(1 / 50.0, 1 / 0.1)
     out = align(feats, prior)
     torch.testing.assert_close(out, expected)
     out.mean().backward()
@@ -130,7 +138,8 @@ def test_alignment_module():
     big_prior = 1 + 60 * torch.rand(2, 1, 12, 16)
     up = F.interpolate(align.head(feats), size=(12, 16), mode="bilinear", align_corners=False)
     torch.testing.assert_close(
-        align(feats, big_prior), go.inverse_depth_align(big_prior, up, max_depth=50.0))
+        align(feats, big_prior), go.inverse_depth_align(big_prior, up, max_depth=50.0)
+    )
     with pytest.raises(ValueError, match=r"prior_depth must be \[B, 1, H, W\]"):
         align(feats, prior.expand(2, 2, 6, 8))
     with pytest.raises(ValueError, match="features must be"):

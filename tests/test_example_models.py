@@ -160,8 +160,9 @@ def test_priors_are_the_documented_affine_distortions():
 def test_view_pairs_are_consecutive_frames_that_the_true_depth_aligns(pair):
     # 10 degrees along the walk: the cameras are 0.26 m apart and turned by 10 degrees
     centres = pair.cam2world[:, :, :3, 3]
-    torch.testing.assert_close((centres[:, 0] - centres[:, 1]).norm(dim=-1),
-                               torch.full((2,), 0.2615), atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        (centres[:, 0] - centres[:, 1]).norm(dim=-1), torch.full((2,), 0.2615), atol=2e-3, rtol=0
+    )
     R = pair.target_to_source[:, :3, :3]
     angle = torch.rad2deg(torch.arccos((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2))
     assert ((angle - 10).abs() < 2.5).all()

@@ -34,8 +34,10 @@ def make_inputs(B=2, C=3, H=6, W=8, Q=10, K=3, dtype=F64, seed=0, behind=0.2):
 
 
 def lift_and_grads(backend, features, depth, queries, cams, offsets, attn, alpha, sigma):
-    leaves = [t.detach().clone().requires_grad_() for t in
-              (features, depth, queries, offsets, attn, alpha, sigma)]
+    leaves = [
+        t.detach().clone().requires_grad_()
+        for t in (features, depth, queries, offsets, attn, alpha, sigma)
+    ]
     f, d, q, o, a, al, si = leaves
     out = go.soft_gated_lift(f, d, q, cams, o, a, al, si, backend=backend)
     weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
@@ -50,9 +52,15 @@ def test_extension_has_lift_kernels():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    B=st.integers(1, 2), C=st.integers(1, 5), H=st.integers(1, 7), W=st.integers(1, 7),
-    Q=st.integers(0, 12), K=st.integers(1, 4), seed=st.integers(0, 10_000),
-    sigma=st.floats(0.2, 2.0), alpha=st.floats(-1.0, 2.0),
+    B=st.integers(1, 2),
+    C=st.integers(1, 5),
+    H=st.integers(1, 7),
+    W=st.integers(1, 7),
+    Q=st.integers(0, 12),
+    K=st.integers(1, 4),
+    seed=st.integers(0, 10_000),
+    sigma=st.floats(0.2, 2.0),
+    alpha=st.floats(-1.0, 2.0),
 )
 def test_cpu_matches_reference(B, C, H, W, Q, K, seed, sigma, alpha):
     inputs = make_inputs(B, C, H, W, Q, K, seed=seed)
@@ -80,12 +88,19 @@ def test_float32_matches_reference():
 
 def raw_inputs(B=2, C=2, H=4, W=5, Q=3, K=2, seed=1):
     features, depth, queries, (Ks, viewmats), offsets, attn = make_inputs(
-        B, C, H, W, Q, K, seed=seed, behind=0.0)
+        B, C, H, W, Q, K, seed=seed, behind=0.0
+    )
     ref, d_proj, valid = project_queries(queries, Ks, viewmats, H, W, 1e-3)
     valid[0, 0] = False  # an invalid query must get zero gradient
     return [
-        features.permute(0, 2, 3, 1).contiguous(), depth[:, 0].contiguous(), ref.contiguous(),
-        d_proj.contiguous(), valid, offsets, attn, torch.tensor(1.2, dtype=F64),
+        features.permute(0, 2, 3, 1).contiguous(),
+        depth[:, 0].contiguous(),
+        ref.contiguous(),
+        d_proj.contiguous(),
+        valid,
+        offsets,
+        attn,
+        torch.tensor(1.2, dtype=F64),
         torch.tensor(0.7, dtype=F64),
     ]
 
@@ -138,21 +153,31 @@ def query_at(u, v, z, H=4, W=5):
 def test_sampling_convention_by_hand(backend):
     features, depth, cams = one_pixel_scene()
     lift = lambda q, off, alpha=1.0, sigma=0.5, d=depth: go.soft_gated_lift(  # noqa: E731
-        features, d, q, cams, torch.tensor(off, dtype=F64).reshape(1, 1, -1, 2),
-        torch.ones(1, 1, len(off), dtype=F64), alpha, sigma, backend=backend)[0, 0]
+        features,
+        d,
+        q,
+        cams,
+        torch.tensor(off, dtype=F64).reshape(1, 1, -1, 2),
+        torch.ones(1, 1, len(off), dtype=F64),
+        alpha,
+        sigma,
+        backend=backend,
+    )[0, 0]
     # Pixel centre of (row 1, col 3): exactly that pixel.
     q = query_at(3.5, 1.5, 2.0)
     torch.testing.assert_close(lift(q, [[0.0, 0.0]]), features[0, :, 1, 3])
     # Half a pixel right of the centre: the mean of columns 3 and 4.
     torch.testing.assert_close(lift(q, [[0.5, 0.0]]), features[0, :, 1, 3:5].mean(-1))
     # Two samples add up.
-    torch.testing.assert_close(lift(q, [[0.0, 0.0], [-1.0, 1.0]]),
-                               features[0, :, 1, 3] + features[0, :, 2, 2])
+    torch.testing.assert_close(
+        lift(q, [[0.0, 0.0], [-1.0, 1.0]]), features[0, :, 1, 3] + features[0, :, 2, 2]
+    )
     # x = 0.25 on the left border: 3/4 of column 0 and 1/4 of zero padding, for the features
     # and for the depth (read as 1.5 instead of 2: the gate gives exp(-0.5^2 / (2 * 0.5^2))).
     q_left = query_at(0.25, 1.5, 2.0)
-    torch.testing.assert_close(lift(q_left, [[0.0, 0.0]]),
-                               0.75 * math.exp(-0.5) * features[0, :, 1, 0])
+    torch.testing.assert_close(
+        lift(q_left, [[0.0, 0.0]]), 0.75 * math.exp(-0.5) * features[0, :, 1, 0]
+    )
     # Gate: predicted depth one sigma away scales by alpha * exp(-1/2).
     gated = lift(q, [[0.0, 0.0]], alpha=2.0, sigma=0.5, d=depth + 0.5)
     torch.testing.assert_close(gated, 2.0 * math.exp(-0.5) * features[0, :, 1, 3])
@@ -165,26 +190,44 @@ def test_sampling_convention_by_hand(backend):
 
 def test_cameras_rescale_to_feature_map_and_batch_dims():
     features, depth, queries, (Ks, viewmats), offsets, attn = make_inputs(
-        B=6, C=3, H=6, W=8, Q=20, K=3, dtype=torch.float32, seed=2)
+        B=6, C=3, H=6, W=8, Q=20, K=3, dtype=torch.float32, seed=2
+    )
     image_Ks = Ks * torch.tensor([4.0, 2.0, 1.0])[:, None]  # image is 4x wider, 2x taller
     cams = go.Cameras(viewmats[:, None], image_Ks[:, None], width=32, height=12)
     out_cams = go.soft_gated_lift(features, depth, queries, cams, offsets, attn, 1.0, 0.5)
     with pytest.warns(DeprecationWarning, match=r"\(Ks, viewmats\)"):
-        out_tuple = go.soft_gated_lift(features, depth, queries, (Ks, viewmats), offsets, attn,
-                                       1.0, 0.5)
+        out_tuple = go.soft_gated_lift(
+            features, depth, queries, (Ks, viewmats), offsets, attn, 1.0, 0.5
+        )
     torch.testing.assert_close(out_cams, out_tuple)
     assert out_tuple.abs().sum() > 0
     # Leading batch dims [2, 3] give the same as the flat batch of 6.
     unflat = lambda t: t.reshape(2, 3, *t.shape[1:])  # noqa: E731
-    out_2d = go.soft_gated_lift(unflat(features), unflat(depth), unflat(queries),
-                                (unflat(Ks), unflat(viewmats)), unflat(offsets), unflat(attn),
-                                1.0, 0.5)
+    out_2d = go.soft_gated_lift(
+        unflat(features),
+        unflat(depth),
+        unflat(queries),
+        (unflat(Ks), unflat(viewmats)),
+        unflat(offsets),
+        unflat(attn),
+        1.0,
+        0.5,
+    )
     torch.testing.assert_close(out_2d.reshape(6, 20, 3), out_tuple)
     # A camera without batch dims is shared by every batch element.
-    shared = go.soft_gated_lift(features, depth, queries, (Ks[0], viewmats[0]), offsets, attn,
-                                1.0, 0.5)
-    expected = go.soft_gated_lift(features, depth, queries, (Ks[:1].expand(6, 3, 3),
-                                  viewmats[:1].expand(6, 4, 4)), offsets, attn, 1.0, 0.5)
+    shared = go.soft_gated_lift(
+        features, depth, queries, (Ks[0], viewmats[0]), offsets, attn, 1.0, 0.5
+    )
+    expected = go.soft_gated_lift(
+        features,
+        depth,
+        queries,
+        (Ks[:1].expand(6, 3, 3), viewmats[:1].expand(6, 4, 4)),
+        offsets,
+        attn,
+        1.0,
+        0.5,
+    )
     torch.testing.assert_close(shared, expected)
 
 
@@ -203,8 +246,17 @@ def test_empty_inputs(backend, shape):
     B, Q, K = shape
     features, depth = torch.rand(B, 3, 4, 5), torch.rand(B, 1, 4, 5)
     cams = (torch.tensor([[4.0, 0, 2.5], [0, 4.0, 2], [0, 0, 1]]), torch.eye(4))
-    out = go.soft_gated_lift(features, depth, torch.rand(B, Q, 3), cams, torch.rand(B, Q, K, 2),
-                             torch.rand(B, Q, K), 1.0, 0.5, backend=backend)
+    out = go.soft_gated_lift(
+        features,
+        depth,
+        torch.rand(B, Q, 3),
+        cams,
+        torch.rand(B, Q, K, 2),
+        torch.rand(B, Q, K),
+        1.0,
+        0.5,
+        backend=backend,
+    )
     assert out.shape == (B, Q, 3)
     assert torch.equal(out, torch.zeros(B, Q, 3))
 
@@ -227,10 +279,19 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="offsets contains NaN"):
         lift(features, depth, queries, cams, offsets * float("nan"), attn, 1.0, 0.5)
     with pytest.raises(ValueError, match="camera Ks batch shape"):
-        lift(features, depth, queries, (cams[0][:1].repeat(3, 1, 1), cams[1]), offsets, attn,
-             1.0, 0.5)
-    two_views = go.Cameras(cams[1][:, None].repeat(1, 2, 1, 1), cams[0][:, None].repeat(1, 2, 1, 1),
-                           width=8, height=6)
+        lift(
+            features,
+            depth,
+            queries,
+            (cams[0][:1].repeat(3, 1, 1), cams[1]),
+            offsets,
+            attn,
+            1.0,
+            0.5,
+        )
+    two_views = go.Cameras(
+        cams[1][:, None].repeat(1, 2, 1, 1), cams[0][:, None].repeat(1, 2, 1, 1), width=8, height=6
+    )
     with pytest.raises(ValueError, match="one view"):
         lift(features, depth, queries, two_views, offsets, attn, 1.0, 0.5)
     with pytest.raises(ValueError, match="backend='cuda' needs tensors on cuda"):
@@ -240,8 +301,9 @@ def test_bad_inputs():
 def test_lifter_module():
     torch.manual_seed(0)
     lifter = go.SoftGatingLifter(embed_dim=6, num_points=5, init_radius=1.5)
-    features, depth, queries, (Ks, viewmats), _, _ = make_inputs(B=1, C=4, Q=15, K=5,
-                                                                 dtype=torch.float32)
+    features, depth, queries, (Ks, viewmats), _, _ = make_inputs(
+        B=1, C=4, Q=15, K=5, dtype=torch.float32
+    )
     H, W = features.shape[-2:]
     cams = go.Cameras(viewmats[:, None], Ks[:, None], height=H, width=W)
     embed = torch.randn(1, 15, 6)
@@ -250,8 +312,16 @@ def test_lifter_module():
     pattern = lifter.offset_head.bias.detach().reshape(5, 2)
     assert pattern.norm(dim=-1).max() <= 1.5
     assert pattern.norm(dim=-1).min() > 0
-    expected = go.soft_gated_lift(features, depth, queries, cams, pattern.expand(1, 15, 5, 2),
-                                  torch.full((1, 15, 5), 0.2), 1.0, 0.5)
+    expected = go.soft_gated_lift(
+        features,
+        depth,
+        queries,
+        cams,
+        pattern.expand(1, 15, 5, 2),
+        torch.full((1, 15, 5), 0.2),
+        1.0,
+        0.5,
+    )
     torch.testing.assert_close(out, expected)
     out.square().sum().backward()
     for name, p in lifter.named_parameters():
@@ -264,8 +334,9 @@ def test_cuda_matches_cpu():
     scalars = (torch.tensor(1.1), torch.tensor(0.6))
     out_cpu, g_cpu = lift_and_grads("cpu", *inputs, *scalars)
     cuda = lambda t: t.cuda() if isinstance(t, torch.Tensor) else tuple(x.cuda() for x in t)  # noqa: E731
-    out_gpu, g_gpu = lift_and_grads("cuda", *[cuda(t) for t in inputs],
-                                    *[s.cuda() for s in scalars])
+    out_gpu, g_gpu = lift_and_grads(
+        "cuda", *[cuda(t) for t in inputs], *[s.cuda() for s in scalars]
+    )
     torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-5)
     for a, b in zip(g_gpu, g_cpu, strict=True):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-3)

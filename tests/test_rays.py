@@ -23,11 +23,20 @@ def random_Ks(batch, g, dtype=F64, skew=True):
 def random_rigid(batch, g):
     q = torch.nn.functional.normalize(torch.randn(*batch, 4, generator=g, dtype=F64), dim=-1)
     w, x, y, z = q.unbind(-1)
-    R = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], -1).reshape(*batch, 3, 3)
+    R = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    ).reshape(*batch, 3, 3)
     T = torch.eye(4, dtype=F64).repeat(*batch, 1, 1)
     T[..., :3, :3] = R
     T[..., :3, 3] = torch.randn(*batch, 3, generator=g, dtype=F64)
@@ -35,8 +44,13 @@ def random_rigid(batch, g):
 
 
 @settings(max_examples=20, deadline=None)
-@given(H=st.integers(1, 6), W=st.integers(1, 6), B=st.integers(1, 3),
-       center=st.sampled_from([0.0, 0.5, 1.0]), seed=st.integers(0, 1000))
+@given(
+    H=st.integers(1, 6),
+    W=st.integers(1, 6),
+    B=st.integers(1, 3),
+    center=st.sampled_from([0.0, 0.5, 1.0]),
+    seed=st.integers(0, 1000),
+)
 def test_ray_directions_against_inverse_intrinsics(H, W, B, center, seed):
     Ks = random_Ks((B,), torch.Generator().manual_seed(seed))
     dirs = go.ray_directions(Ks, H, W, normalize=False, pixel_center=center)
@@ -125,7 +139,8 @@ def test_volumetric_sample_gradcheck():
     cam2world = random_rigid((), g).requires_grad_()
     for depth_type in ("distance", "z"):
         fn = lambda d, r, e, T, kind=depth_type: go.ray_volumetric_sample(  # noqa: E731
-            d, r, e, 3, depth_type=kind, cam2world=T)
+            d, r, e, 3, depth_type=kind, cam2world=T
+        )
         assert torch.autograd.gradcheck(fn, (dist, dirs, extent, cam2world))
 
 
@@ -142,8 +157,9 @@ def test_volumetric_sample_bad_inputs():
     with pytest.raises(ValueError, match="depth_type"):
         go.ray_volumetric_sample(torch.ones(2, 2), dirs, 1.0, 2, depth_type="range")
     with pytest.raises(ValueError, match="cam2world batch shape"):
-        go.ray_volumetric_sample(torch.ones(2, 2, 2), dirs, 1.0, 2,
-                                 cam2world=torch.eye(4).repeat(3, 1, 1))
+        go.ray_volumetric_sample(
+            torch.ones(2, 2, 2), dirs, 1.0, 2, cam2world=torch.eye(4).repeat(3, 1, 1)
+        )
 
 
 @settings(max_examples=25, deadline=None)
@@ -156,8 +172,9 @@ def test_refine_keeps_points_on_their_ray(seed, max_delta):
     out = go.ray_constrained_refine(points, delta, centers, max_delta=max_delta)
     before, after = points - centers, out - centers
     # Parallel to the original ray ...
-    torch.testing.assert_close(torch.linalg.cross(before, after), torch.zeros_like(before),
-                               atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        torch.linalg.cross(before, after), torch.zeros_like(before), atol=1e-9, rtol=0
+    )
     # ... moved by exactly the (bounded) residual along it.
     applied = delta if max_delta is None else max_delta * torch.tanh(delta / max_delta)
     moved = ((after - before) * before).sum(-1) / before.norm(dim=-1)
@@ -174,8 +191,9 @@ def test_refine_hand_values_and_bounds():
     huge = go.ray_constrained_refine(p[:1], torch.tensor([1e6]), o, max_delta=0.5)
     torch.testing.assert_close(huge, torch.tensor([[0.0, 3.3, 4.4]]))
     small = go.ray_constrained_refine(p[:1], torch.tensor([1e-3]), o, max_delta=0.5)
-    torch.testing.assert_close(small, p[:1] + 1e-3 * torch.tensor([0.0, 0.6, 0.8]),
-                               atol=1e-8, rtol=0)
+    torch.testing.assert_close(
+        small, p[:1] + 1e-3 * torch.tensor([0.0, 0.6, 0.8]), atol=1e-8, rtol=0
+    )
 
 
 def test_refine_point_at_camera_centre_is_finite_and_fixed():
@@ -194,7 +212,8 @@ def test_refine_gradcheck():
     d = torch.randn(3, generator=g, dtype=F64).requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b, c: go.ray_constrained_refine(a, b, c), (p, d, o))
     assert torch.autograd.gradcheck(
-        lambda a, b, c: go.ray_constrained_refine(a, b, c, max_delta=0.4), (p, d, o))
+        lambda a, b, c: go.ray_constrained_refine(a, b, c, max_delta=0.4), (p, d, o)
+    )
 
 
 def test_refine_bad_inputs():
@@ -249,9 +268,10 @@ def test_camera_form_of_volumetric_sampling_is_the_pose():
     local = go.ray_volumetric_sample(dist, dirs, 0.5, 3)
     world = go.ray_volumetric_sample(dist, dirs, 0.5, 3, cameras=cams)
     c2w = torch.linalg.inv(viewmats.detach())
-    want = torch.einsum("bvij,bvhwkj->bvhwki", c2w[..., :3, :3], local) + c2w[
-        :, :, None, None, None, :3, 3
-    ]
+    want = (
+        torch.einsum("bvij,bvhwkj->bvhwki", c2w[..., :3, :3], local)
+        + c2w[:, :, None, None, None, :3, 3]
+    )
     torch.testing.assert_close(world, want)
     with pytest.warns(DeprecationWarning, match="cam2world"):
         legacy = go.ray_volumetric_sample(dist, dirs, 0.5, 3, cam2world=c2w)

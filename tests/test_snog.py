@@ -569,7 +569,8 @@ def test_patch_rays_camera_form_matches_intrinsics():
     torch.testing.assert_close(reproj[..., :2], uv)
     with pytest.warns(DeprecationWarning, match="patch_rays"):
         torch.testing.assert_close(go.patch_rays(uv, Ks), d)
-    two_views = go.Cameras(torch.eye(4).expand(2, 2, 4, 4), Ks[:, None].expand(2, 2, 3, 3),
-                           height=40, width=60)
+    two_views = go.Cameras(
+        torch.eye(4).expand(2, 2, 4, 4), Ks[:, None].expand(2, 2, 3, 3), height=40, width=60
+    )
     with pytest.raises(ValueError, match="one view"):
         go.patch_rays(uv, two_views)

@@ -112,6 +112,15 @@ def check_float(name: str, t: torch.Tensor) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {describe(t)}")
 
 
+def check_float_tensors(**tensors) -> None:
+    """Each keyword argument (``name=value``) is a floating-point tensor; the types of all are
+    checked before their dtypes."""
+    for name, value in tensors.items():
+        check_tensor(name, value)
+    for name, value in tensors.items():
+        check_float(name, value)
+
+
 def check_finite(name: str, t: torch.Tensor) -> None:
     """A value check: ``t`` holds no NaN or Inf (skipped when value checks are off)."""
     if value_checks_enabled() and t.numel() and not bool(torch.isfinite(t).all()):
@@ -139,9 +148,7 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     )
 
 
-def check_int(
-    name: str, value, minimum: int | None = None, *, type_error: bool = True
-) -> int:
+def check_int(name: str, value, minimum: int | None = None, *, type_error: bool = True) -> int:
     """``value`` is an int (not a bool) ``>= minimum``. A value of another type is a TypeError,
     or (``type_error=False``, for the functions that have always said so) a ValueError."""
     if isinstance(value, bool) or not isinstance(value, int):

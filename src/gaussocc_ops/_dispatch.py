@@ -121,9 +121,7 @@ def flatten(
     return t.expand(*batch, *tail).reshape(B, *tail).contiguous()
 
 
-def broadcast_batch(
-    what: str, shape: Sequence[int], to: Sequence[int], to_what: str
-) -> torch.Size:
+def broadcast_batch(what: str, shape: Sequence[int], to: Sequence[int], to_what: str) -> torch.Size:
     """``torch.Size(to)`` when the batch shape ``shape`` broadcasts to it (expands to it without
     enlarging it); else a ValueError naming both."""
     try:

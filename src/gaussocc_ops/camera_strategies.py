@@ -4,6 +4,26 @@ Every strategy returns per-sample cameras of batch shape ``[B]`` built from "sen
 (their intrinsics and image size are kept, GaussRender §3.2), and draws its randomness from the
 optional ``generator``. :class:`~gaussocc_ops.GaussRenderLoss` takes them by name
 (``strategy="elevated"``, ...).
+
+Example:
+    One sensor camera 1.5 m above the floor of a 20 m x 20 m grid, looking along ``+x``:
+
+    >>> grid = VoxelGrid((-10., -10., -2.), 0.5, (40, 40, 8))
+    >>> K = pinhole_intrinsics(90.0, height=24, width=32)[None]
+    >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
+    ...                K, height=24, width=32)
+    >>> elevated(cams, lift=3.0).centers()[0, 0, 2].item()  # 1.5 m + 3 m
+    4.5
+    >>> out = elevated_around(cams, grid, batch_size=8, generator=torch.Generator().manual_seed(0))
+    >>> bool((out.centers()[..., :2].norm(dim=-1) <= 5.0).all())  # half the 10 m scene range
+    True
+    >>> random(cams, grid, batch_size=3, generator=torch.Generator().manual_seed(0)).num_views
+    1
+    >>> error = torch.zeros(1, 40, 40, 8); error[0, 30, 5, 2] = 1.0
+    >>> out = dynamic(cams, grid, error, generator=torch.Generator().manual_seed(0))
+    >>> p = out.viewmats[0, 0] @ torch.tensor([5.25, -7.25, -0.75, 1.0])  # the voxel centre
+    >>> abs(p[0].item()) < 1e-4 and abs(p[1].item()) < 1e-4 and p[2].item() > 0  # looked at
+    True
 """
 
 from __future__ import annotations
@@ -19,8 +39,13 @@ from gaussocc_ops.types import Cameras, VoxelGrid
 __all__ = ["dynamic", "elevated", "elevated_around", "random", "sensor"]
 
 
-def sensor(cams: Cameras, *, batch_size: int | None = None, num_views: int | None = None,
-           generator: torch.Generator | None = None) -> Cameras:
+def sensor(
+    cams: Cameras,
+    *,
+    batch_size: int | None = None,
+    num_views: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """The given sensor cameras, or ``num_views`` of them drawn at random per sample.
 
     GaussRender renders one camera per iteration, changing it across batches (App. E.3); pass
@@ -48,9 +73,15 @@ def sensor(cams: Cameras, *, batch_size: int | None = None, num_views: int | Non
     return Cameras._trusted(viewmats, Ks, height=cams.height, width=cams.width, model=cams.model)
 
 
-def elevated(cams: Cameras, *, lift: float = 4.0, tilt_deg: float = 20.0,
-             batch_size: int | None = None, num_views: int | None = None,
-             generator: torch.Generator | None = None) -> Cameras:
+def elevated(
+    cams: Cameras,
+    *,
+    lift: float = 4.0,
+    tilt_deg: float = 20.0,
+    batch_size: int | None = None,
+    num_views: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """Sensor cameras lifted by ``lift`` metres along world ``+z`` and tilted down by
     ``tilt_deg`` degrees (a rotation about each camera's own x axis), GaussRender App. E.4.
 
@@ -60,15 +91,7 @@ def elevated(cams: Cameras, *, lift: float = 4.0, tilt_deg: float = 20.0,
         batch_size, num_views, generator: as in :func:`sensor`.
 
     Returns:
-        ``Cameras`` of batch shape ``[B]``.
-
-    Example:
-        >>> K = pinhole_intrinsics(90.0, height=24, width=32)[None]
-        >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
-        ...                K, height=24, width=32)
-        >>> up = elevated(cams, lift=3.0)
-        >>> up.centers()[0, 0, 2].item()
-        4.5
+        ``Cameras`` of batch shape ``[B]`` (example in the module docstring).
     """
     viewmats, Ks = _per_sample(cams, batch_size)
     viewmats, Ks = _pick_views(viewmats, Ks, num_views, generator)
@@ -76,27 +99,24 @@ def elevated(cams: Cameras, *, lift: float = 4.0, tilt_deg: float = 20.0,
     return Cameras._trusted(viewmats, Ks, height=cams.height, width=cams.width, model=cams.model)
 
 
-def elevated_around(cams: Cameras, grid: VoxelGrid, *, lift: float = 4.0, tilt_deg: float = 20.0,
-                    max_shift: float = 0.5, batch_size: int | None = None,
-                    num_views: int | None = None,
-                    generator: torch.Generator | None = None) -> Cameras:
+def elevated_around(
+    cams: Cameras,
+    grid: VoxelGrid,
+    *,
+    lift: float = 4.0,
+    tilt_deg: float = 20.0,
+    max_shift: float = 0.5,
+    batch_size: int | None = None,
+    num_views: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """:func:`elevated` cameras, each moved in the xy plane by a random shift of length up to
     ``max_shift`` times the scene range (GaussRender App. E.4: "up to half the maximum scene
     range"). The scene range is half the grid's larger xy side (50 m for a ``[-50, 50]`` grid);
     shifts are uniform over the disc of that radius.
 
     Returns:
-        ``Cameras`` of batch shape ``[B]``.
-
-    Example:
-        >>> grid = VoxelGrid((-10., -10., -2.), 0.5, (40, 40, 8))
-        >>> K = pinhole_intrinsics(90.0, height=24, width=32)[None]
-        >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
-        ...                K, height=24, width=32)
-        >>> gen = torch.Generator().manual_seed(0)
-        >>> out = elevated_around(cams, grid, batch_size=8, generator=gen)
-        >>> bool((out.centers()[..., :2].norm(dim=-1) <= 5.0).all())
-        True
+        ``Cameras`` of batch shape ``[B]`` (example in the module docstring).
     """
     viewmats, Ks = _per_sample(cams, batch_size)
     viewmats, Ks = _pick_views(viewmats, Ks, num_views, generator)
@@ -112,25 +132,25 @@ def elevated_around(cams: Cameras, grid: VoxelGrid, *, lift: float = 4.0, tilt_d
     )
 
 
-def random(cams: Cameras, grid: VoxelGrid, *, max_distance: float = 1.0,
-           height: tuple[float, float] = (0.0, 3.0), yaw_deg: float = 180.0,
-           pitch_deg: float = 30.0, batch_size: int | None = None, num_views: int | None = None,
-           generator: torch.Generator | None = None) -> Cameras:
+def random(
+    cams: Cameras,
+    grid: VoxelGrid,
+    *,
+    max_distance: float = 1.0,
+    height: tuple[float, float] = (0.0, 3.0),
+    yaw_deg: float = 180.0,
+    pitch_deg: float = 30.0,
+    batch_size: int | None = None,
+    num_views: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """Fully random poses (GaussRender App. E.4): each sensor camera is moved by a random xy
     offset of length up to ``max_distance`` times the scene range, raised by a height drawn
     uniformly from ``height`` (metres), and turned by a yaw drawn from ``[-yaw_deg, yaw_deg]``
     (about world z) and a pitch from ``[-pitch_deg, pitch_deg]`` (about its own x axis).
 
     Returns:
-        ``Cameras`` of batch shape ``[B]``.
-
-    Example:
-        >>> grid = VoxelGrid((-10., -10., -2.), 0.5, (40, 40, 8))
-        >>> K = pinhole_intrinsics(90.0, height=24, width=32)[None]
-        >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
-        ...                K, height=24, width=32)
-        >>> random(cams, grid, batch_size=3, generator=torch.Generator().manual_seed(0)).num_views
-        1
+        ``Cameras`` of batch shape ``[B]`` (example in the module docstring).
     """
     viewmats, Ks = _per_sample(cams, batch_size)
     viewmats, Ks = _pick_views(viewmats, Ks, num_views, generator)
@@ -150,10 +170,17 @@ def random(cams: Cameras, grid: VoxelGrid, *, max_distance: float = 1.0,
     )
 
 
-def dynamic(cams: Cameras, grid: VoxelGrid, error: torch.Tensor, *, lift: float = 4.0,
-            radius: tuple[float, float] = (0.1, 0.5), region: int = 1,
-            num_views: int | None = None,
-            generator: torch.Generator | None = None) -> Cameras:
+def dynamic(
+    cams: Cameras,
+    grid: VoxelGrid,
+    error: torch.Tensor,
+    *,
+    lift: float = 4.0,
+    radius: tuple[float, float] = (0.1, 0.5),
+    region: int = 1,
+    num_views: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """Cameras aimed at the voxel of highest current 3D error (GaussRender App. E.4).
 
     Each camera is placed on a ring around the sensor cameras' mean centre (the ego vehicle),
@@ -172,18 +199,7 @@ def dynamic(cams: Cameras, grid: VoxelGrid, error: torch.Tensor, *, lift: float 
         num_views, generator: as in :func:`sensor`.
 
     Returns:
-        ``Cameras`` of batch shape ``[B]``.
-
-    Example:
-        >>> grid = VoxelGrid((-10., -10., -2.), 0.5, (40, 40, 8))
-        >>> K = pinhole_intrinsics(90.0, height=24, width=32)[None]
-        >>> cams = Cameras(look_at(torch.tensor([[0., 0, 1.5]]), torch.tensor([[5., 0, 1.5]])),
-        ...                K, height=24, width=32)
-        >>> error = torch.zeros(1, 40, 40, 8); error[0, 30, 5, 2] = 1.0
-        >>> out = dynamic(cams, grid, error, generator=torch.Generator().manual_seed(0))
-        >>> p = out.viewmats[0, 0] @ torch.tensor([5.25, -7.25, -0.75, 1.0])  # the voxel centre
-        >>> abs(p[0].item()) < 1e-4 and abs(p[1].item()) < 1e-4 and p[2].item() > 0
-        True
+        ``Cameras`` of batch shape ``[B]`` (example in the module docstring).
     """
     if not isinstance(error, torch.Tensor):
         raise TypeError(f"error must be a torch.Tensor, got {type(error).__name__}")
@@ -199,8 +215,9 @@ def dynamic(cams: Cameras, grid: VoxelGrid, error: torch.Tensor, *, lift: float 
     V = viewmats.shape[1]
     err = error.detach().to(viewmats.dtype)
     if region > 1:
-        err = torch.nn.functional.avg_pool3d(err[:, None], region, stride=1, padding=region // 2,
-                                             count_include_pad=False)[:, 0]
+        err = torch.nn.functional.avg_pool3d(
+            err[:, None], region, stride=1, padding=region // 2, count_include_pad=False
+        )[:, 0]
     worst = err.reshape(B, -1).argmax(-1)
     target = grid.centers(device=viewmats.device, dtype=viewmats.dtype).reshape(-1, 3)[worst]
     ego = viewmat_centers(viewmats).mean(1, keepdim=True)  # [B, 1, 3]
@@ -276,8 +293,9 @@ def _rot_z(angle: torch.Tensor) -> torch.Tensor:
 
 
 def _lift_and_tilt(viewmats: torch.Tensor, lift: float, tilt_deg: float) -> torch.Tensor:
-    tilt = torch.full(viewmats.shape[:-2], math.radians(tilt_deg), dtype=viewmats.dtype,
-                      device=viewmats.device)
+    tilt = torch.full(
+        viewmats.shape[:-2], math.radians(tilt_deg), dtype=viewmats.dtype, device=viewmats.device
+    )
     R = _rot_x(tilt) @ viewmats[..., :3, :3]
     up = torch.tensor([0.0, 0.0, float(lift)], dtype=viewmats.dtype, device=viewmats.device)
     return _compose(R, viewmat_centers(viewmats) + up)

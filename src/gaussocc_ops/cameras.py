@@ -157,8 +157,9 @@ def resized(cams: Cameras, height: int, width: int) -> Cameras:
         raise TypeError(f"cams must be gaussocc_ops.Cameras, got {type(cams).__name__}")
     height, width = check_image_size("(height, width)", (height, width))
     sx, sy = width / cams.width, height / cams.height
-    scale = torch.tensor([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], dtype=cams.Ks.dtype,
-                         device=cams.Ks.device)
+    scale = torch.tensor(
+        [[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], dtype=cams.Ks.dtype, device=cams.Ks.device
+    )
     return Cameras._trusted(
         cams.viewmats, cams.Ks * scale, height=height, width=width, model=cams.model
     )

@@ -11,7 +11,7 @@ from torch import nn
 
 from gaussocc_ops._checks import (
     as_scalar,
-    check_float,
+    check_float_tensors,
     check_int,
     check_number,
     check_positive,
@@ -47,10 +47,7 @@ def gaussian_depth_gate(
         >>> gaussian_depth_gate(torch.tensor([2.0, 2.5]), torch.tensor([2.0, 2.0]), 1.0, 0.5)
         tensor([1.0000, 0.6065])
     """
-    check_tensor("d_proj", d_proj)
-    check_tensor("d_pred", d_pred)
-    check_float("d_proj", d_proj)
-    check_float("d_pred", d_pred)
+    check_float_tensors(d_proj=d_proj, d_pred=d_pred)
     check_same_device(d_proj=d_proj, d_pred=d_pred)
     try:
         torch.broadcast_shapes(d_proj.shape, d_pred.shape)
@@ -138,10 +135,7 @@ def inverse_depth_align(
         >>> inverse_depth_align(torch.tensor([2.0, 4.0]), torch.tensor([0.0, 0.25]), eps=0.0)
         tensor([2., 2.])
     """
-    check_tensor("prior_depth", prior_depth)
-    check_tensor("residual", residual)
-    check_float("prior_depth", prior_depth)
-    check_float("residual", residual)
+    check_float_tensors(prior_depth=prior_depth, residual=residual)
     check_same_device(prior_depth=prior_depth, residual=residual)
     _check_depth_range(eps, min_depth, max_depth)
     try:
@@ -225,10 +219,12 @@ class InverseDepthAlignment(nn.Module):
             )
         residual = self.head(features)
         if residual.shape[-2:] != prior_depth.shape[-2:]:
-            residual = F.interpolate(residual, size=prior_depth.shape[-2:], mode="bilinear",
-                                     align_corners=False)
-        return inverse_depth_align(prior_depth, residual, eps=self.eps, min_depth=self.min_depth,
-                                   max_depth=self.max_depth)
+            residual = F.interpolate(
+                residual, size=prior_depth.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return inverse_depth_align(
+            prior_depth, residual, eps=self.eps, min_depth=self.min_depth, max_depth=self.max_depth
+        )
 
 
 class IdentityInitFusion(nn.Module):
@@ -268,8 +264,9 @@ class IdentityInitFusion(nn.Module):
     @property
     def weight_curr(self) -> torch.Tensor:
         """``W_c = I + delta_c``."""
-        eye = torch.eye(self.delta_curr.shape[0], dtype=self.delta_curr.dtype,
-                        device=self.delta_curr.device)
+        eye = torch.eye(
+            self.delta_curr.shape[0], dtype=self.delta_curr.dtype, device=self.delta_curr.device
+        )
         return eye + self.delta_curr
 
     def extra_repr(self) -> str:

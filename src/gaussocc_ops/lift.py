@@ -95,8 +95,13 @@ def soft_gated_lift(
     check_tensor("attn", attn)
     if attn.shape != (*batch, Q, K):
         raise ValueError(f"attn must have shape {(*batch, Q, K)}, got {describe(attn)}")
-    for name, t in (("features", features), ("depth", depth), ("queries", queries),
-                    ("offsets", offsets), ("attn", attn)):
+    for name, t in (
+        ("features", features),
+        ("depth", depth),
+        ("queries", queries),
+        ("offsets", offsets),
+        ("attn", attn),
+    ):
         check_float(name, t)
         if t.device != features.device:
             raise ValueError(f"{name} is on {t.device} but features is on {features.device}")
@@ -134,7 +139,11 @@ def soft_gated_lift(
 
 
 def project_queries(
-    queries: torch.Tensor, Ks: torch.Tensor, viewmats: torch.Tensor, height: int, width: int,
+    queries: torch.Tensor,
+    Ks: torch.Tensor,
+    viewmats: torch.Tensor,
+    height: int,
+    width: int,
     near: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The stage before the op: pixels ``[B, Q, 2]`` ``(x, y)``, camera-frame depths ``[B, Q]``
@@ -283,5 +292,15 @@ class SoftGatingLifter(nn.Module):
         check_tensor("query_embed", query_embed, min_dim=2, last=(self.embed_dim,))
         offsets = self.offset_head(query_embed).unflatten(-1, (self.num_points, 2))
         attn = self.attn_head(query_embed).softmax(dim=-1)
-        return soft_gated_lift(features, depth, queries, cameras, offsets, attn, self.gate.alpha,
-                               self.gate.sigma, near=self.near, backend=self.backend)
+        return soft_gated_lift(
+            features,
+            depth,
+            queries,
+            cameras,
+            offsets,
+            attn,
+            self.gate.alpha,
+            self.gate.sigma,
+            near=self.near,
+            backend=self.backend,
+        )

@@ -106,9 +106,7 @@ def patch_pixels(
     return PatchPixels(rows, cols, rows * W + cols, uv)
 
 
-def patch_rays(
-    uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False
-) -> torch.Tensor:
+def patch_rays(uv: torch.Tensor, cameras: Cameras, *, normalize: bool = False) -> torch.Tensor:
     """Camera-frame ray directions ``d = K^-1 (u, v, 1)`` through pixel positions.
 
     ``d`` has ``z = 1``, so the point at depth ``z`` is ``z d`` and the distance along the ray is
@@ -136,9 +134,7 @@ def patch_rays(
         Ks, batch = _legacy_intrinsics(cameras, uv), cameras.shape[:-2]
     else:
         if not isinstance(cameras, Cameras):
-            raise TypeError(
-                f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}"
-            )
+            raise TypeError(f"cameras must be gaussocc_ops.Cameras, got {type(cameras).__name__}")
         if cameras.model != "pinhole" or cameras.num_views != 1:
             raise ValueError(
                 f"cameras must be pinhole with one view, got model={cameras.model!r} and "

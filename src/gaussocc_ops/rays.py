@@ -110,6 +110,16 @@ def _pixel_grid_rays(
     return F.normalize(dirs, dim=-1) if normalize else dirs
 
 
+def _deprecated_tensor(
+    name: str, value: torch.Tensor, last: tuple[int, int], message: str, *, stacklevel: int
+) -> None:
+    """Warn (``DeprecationWarning``, ``stacklevel`` as seen from the caller) that a deprecated
+    form was used, then check its float tensor argument ``value [..., *last]``."""
+    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+    check_tensor(name, value, min_dim=2, last=last)
+    check_float(name, value)
+
+
 def _legacy_ray_grid(
     Ks: torch.Tensor, legacy: tuple, size: tuple[int, int] | None, image_size
 ) -> tuple[torch.Tensor, int, int]:
@@ -120,14 +130,14 @@ def _legacy_ray_grid(
             "ray_directions(Ks, height, width) is the deprecated form; use "
             "ray_directions(cameras, size=(H, W))"
         )
-    warnings.warn(
+    _deprecated_tensor(
+        "Ks",
+        Ks,
+        (3, 3),
         "ray_directions(Ks, height, width, image_size=...) is deprecated; use "
         "ray_directions(Cameras(viewmats, Ks, height=H_img, width=W_img), size=(height, width))",
-        DeprecationWarning,
         stacklevel=3,
     )
-    check_tensor("Ks", Ks, min_dim=2, last=(3, 3))
-    check_float("Ks", Ks)
     H = check_int("height", legacy[0], 1, type_error=False)
     W = check_int("width", legacy[1], 1, type_error=False)
     if image_size is not None:
@@ -210,14 +220,14 @@ def ray_volumetric_sample(
     if cam2world is not None:
         if cameras is not None:
             raise TypeError("pass cameras or the deprecated cam2world, not both")
-        warnings.warn(
+        _deprecated_tensor(
+            "cam2world",
+            cam2world,
+            (4, 4),
             "ray_volumetric_sample(..., cam2world=T) is deprecated; pass "
             "cameras=Cameras.from_cam2world(T, Ks, height=H, width=W)",
-            DeprecationWarning,
             stacklevel=2,
         )
-        check_tensor("cam2world", cam2world, min_dim=2, last=(4, 4))
-        check_float("cam2world", cam2world)
         if cam2world.device != device:
             raise ValueError(f"cam2world is on {cam2world.device} but distance is on {device}")
         if value_checks_enabled():

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gaussocc_ops._checks import check_float, check_tensor, compute_dtype, describe
+from gaussocc_ops._checks import check_float_tensors, compute_dtype, describe
 from gaussocc_ops.losses._common import Reduction, check_mask, check_reduction, reduce_weighted
 
 
@@ -41,10 +41,7 @@ def depth_huber_loss(
         1.5
     """
     _check_depth_args(delta, min_depth, max_depth, reduction)
-    check_tensor("pred", pred)
-    check_tensor("target", target)
-    check_float("pred", pred)
-    check_float("target", target)
+    check_float_tensors(pred=pred, target=target)
     if pred.shape != target.shape:
         raise ValueError(
             f"target must have the shape of pred {tuple(pred.shape)}, got {describe(target)}"

@@ -10,8 +10,9 @@ Each uses :class:`TinyBackbone` where the papers use a foundation model (VGGT, D
 """
 
 from gaussocc_ops.examples.models.backbone import TinyBackbone
+from gaussocc_ops.examples.models.common import sensor_cameras
 from gaussocc_ops.examples.models.gpocc import GPOccLite, GPOccOutput
-from gaussocc_ops.examples.models.plugin import GaussRenderPlugin, PluginOutput, sensor_cameras
+from gaussocc_ops.examples.models.plugin import GaussRenderPlugin, PluginOutput
 from gaussocc_ops.examples.models.sgrocc import SGROccLifter, SGROccOutput
 from gaussocc_ops.examples.models.vipocc import (
     ViewPair,

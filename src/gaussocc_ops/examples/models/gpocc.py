@@ -9,9 +9,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from gaussocc_ops import losses
 from gaussocc_ops.accumulate import OccupancyOutput, gaussians_to_occupancy
 from gaussocc_ops.examples.models.backbone import DepthHead, TinyBackbone, resize_depth
+from gaussocc_ops.examples.models.common import camera_frame, voxel_and_depth_terms
 from gaussocc_ops.memory import GaussianMemory
 from gaussocc_ops.prune import prune_by_opacity
 from gaussocc_ops.rays import ray_directions, ray_volumetric_sample
@@ -115,8 +115,7 @@ class GPOccLite(nn.Module):
         extent = self.extent_head(feats)
         H, W = rgb.shape[-2:]
         if cam2world is None:  # one camera per batch element, as V cameras of one batch
-            eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(K.shape[0], 4, 4)
-            cameras = Cameras(eye, K, height=H, width=W)
+            cameras = camera_frame(K, (H, W))
         else:
             cameras = Cameras.from_cam2world(cam2world, K, height=H, width=W)
         dirs = ray_directions(cameras, size=(h, w))  # [B, h, w, 3]
@@ -156,19 +155,17 @@ class GPOccLite(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """GPOcc's objective ``L_focal + L_lov + L_scal^geo + L_scal^sem + L_depth`` against
         ``batch.voxel_labels [B, X, Y, Z]`` and ``batch.depth [B, 1, H, W]`` (area-averaged to the
-        depth map's grid). Log-probabilities serve as logits (their softmax is ``probs``)."""
-        labels = batch.voxel_labels
-        logits = out.probs.clamp_min(1e-6).log()
-        gt_depth = resize_depth(batch.depth, out.depth.shape[-2:])
-        terms = {
-            "focal": losses.focal_loss(logits, labels, gamma=2.0),
-            "lovasz": losses.lovasz_softmax(out.probs, labels, from_logits=False),
-            "geo_scal": losses.geo_scal_loss(logits, labels, empty_class=self.empty_class),
-            "sem_scal": losses.sem_scal_loss(logits, labels),
-            "depth": depth_weight * losses.depth_huber_loss(out.depth, gt_depth, gt_depth > 0),
-        }
-        terms["total"] = sum(terms.values())
-        return terms
+        depth map's grid), by :func:`~gaussocc_ops.examples.models.common.voxel_and_depth_terms`.
+        Log-probabilities serve as logits (their softmax is ``probs``)."""
+        return voxel_and_depth_terms(
+            out.probs.clamp_min(1e-6).log(),
+            batch.voxel_labels,
+            out.depth,
+            batch.depth,
+            empty_class=self.empty_class,
+            depth_weight=depth_weight,
+            probs=out.probs,
+        )
 
     @torch.no_grad()
     def stream(

@@ -16,6 +16,7 @@ from gaussocc_ops import cameras as camlib
 from gaussocc_ops import losses
 from gaussocc_ops.depth import gaussian_depth_gate
 from gaussocc_ops.examples.models.backbone import TinyBackbone
+from gaussocc_ops.examples.models.common import sensor_cameras
 from gaussocc_ops.gaussrender import GaussRenderLoss
 from gaussocc_ops.types import Cameras, VoxelGrid
 
@@ -35,13 +36,6 @@ class PluginOutput(NamedTuple):
     """logits: ``[B, C, X, Y, Z]`` voxel class scores (softmax over ``C``)."""
 
     logits: torch.Tensor
-
-
-def sensor_cameras(K: torch.Tensor, cam2world: torch.Tensor, image_size) -> Cameras:
-    """The batch's own cameras as :class:`Cameras` of batch shape ``[B]`` with one view:
-    ``K [B, 3, 3]``, ``cam2world [B, 4, 4]``, ``image_size = (H, W)``."""
-    H, W = image_size
-    return Cameras(torch.linalg.inv(cam2world)[:, None], K[:, None], width=W, height=H)
 
 
 class GaussRenderPlugin(nn.Module):

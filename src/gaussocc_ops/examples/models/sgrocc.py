@@ -8,17 +8,16 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from gaussocc_ops import losses
 from gaussocc_ops.examples.models.backbone import (
     DepthHead,
     TinyBackbone,
     feature_intrinsics,
     fourier_features,
-    resize_depth,
 )
+from gaussocc_ops.examples.models.common import sensor_cameras, voxel_and_depth_terms
 from gaussocc_ops.lift import SoftGatingLifter
 from gaussocc_ops.rays import ray_constrained_refine
-from gaussocc_ops.types import Cameras, VoxelGrid
+from gaussocc_ops.types import VoxelGrid
 
 
 class SGROccOutput(NamedTuple):
@@ -65,8 +64,9 @@ class SGROccLifter(nn.Module):
         >>> out = model(batch.rgb, batch.K, batch.cam2world)
         >>> out.logits.shape
         torch.Size([1, 9, 30, 30, 18])
-        >>> sorted(model.loss(out, batch))
-        ['depth', 'focal', 'geo_scal', 'lovasz', 'sem_scal', 'total']
+        >>> bool(out.delta.abs().max() < model.max_delta)  # the ray residuals stay bounded
+        True
+        >>> model.loss(out, batch)["total"].backward()
     """
 
     def __init__(
@@ -114,12 +114,8 @@ class SGROccLifter(nn.Module):
         feats = self.backbone(rgb)
         depth = self.depth_head(feats)
         h, w = feats.shape[-2:]
-        cameras = Cameras(  # one view per batch element, intrinsics of the feature map
-            torch.linalg.inv(cam2world)[:, None],
-            feature_intrinsics(K, rgb.shape[-2:], (h, w))[:, None],
-            height=h,
-            width=w,
-        )
+        # one view per batch element, intrinsics of the feature map
+        cameras = sensor_cameras(feature_intrinsics(K, rgb.shape[-2:], (h, w)), cam2world, (h, w))
         centers = self.grid.centers().to(rgb).reshape(-1, 3)  # [Q, 3]
         embed = self._anchor_embedding(centers).expand(B, -1, -1)  # [B, Q, E]
         anchors = centers.expand(B, -1, -1)
@@ -137,15 +133,14 @@ class SGROccLifter(nn.Module):
         self, out: SGROccOutput, batch, *, depth_weight: float = 1.0
     ) -> dict[str, torch.Tensor]:
         """Focal + Lovász-softmax (EmbodiedOcc's voxel losses, which SGR-OCC adopts) + the scene-
-        class affinity terms, and a Huber loss of the depth that gates the lifting."""
-        labels = batch.voxel_labels
-        gt_depth = resize_depth(batch.depth, out.depth.shape[-2:])
-        terms = {
-            "focal": losses.focal_loss(out.logits, labels, gamma=2.0),
-            "lovasz": losses.lovasz_softmax(out.logits, labels),
-            "geo_scal": losses.geo_scal_loss(out.logits, labels, empty_class=self.empty_class),
-            "sem_scal": losses.sem_scal_loss(out.logits, labels),
-            "depth": depth_weight * losses.depth_huber_loss(out.depth, gt_depth, gt_depth > 0),
-        }
-        terms["total"] = sum(terms.values())
-        return terms
+        class affinity terms, and a Huber loss of the depth that gates the lifting
+        (:func:`~gaussocc_ops.examples.models.common.voxel_and_depth_terms`): the named terms
+        and ``"total"``."""
+        return voxel_and_depth_terms(
+            out.logits,
+            batch.voxel_labels,
+            out.depth,
+            batch.depth,
+            empty_class=self.empty_class,
+            depth_weight=depth_weight,
+        )

@@ -15,9 +15,10 @@ from gaussocc_ops import losses
 from gaussocc_ops.depth import InverseDepthAlignment, inverse_depth_align
 from gaussocc_ops.examples import scenes
 from gaussocc_ops.examples.models.backbone import TinyBackbone, fourier_features
+from gaussocc_ops.examples.models.common import camera_frame
 from gaussocc_ops.patches import patch_pixels, patch_rays
 from gaussocc_ops.snog import snog_sample
-from gaussocc_ops.types import Cameras, VoxelGrid
+from gaussocc_ops.types import VoxelGrid
 
 
 class ViewPair(NamedTuple):
@@ -238,10 +239,7 @@ class ViPOccDepthBranch(nn.Module):
         B, _, H, W = source_rgb.shape
         l = self.patch_size  # noqa: E741
         px = patch_pixels(centers, l, (H, W), valid)
-        eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(B, 1, 4, 4)
-        dirs = patch_rays(
-            px.uv, Cameras(eye, K[:, None], height=H, width=W)
-        )  # [B, P, l, l, 3], z = 1
+        dirs = patch_rays(px.uv, camera_frame(K[:, None], (H, W)))  # [B, P, l, l, 3], z = 1
         unit = dirs / dirs.norm(dim=-1, keepdim=True)
         t = torch.linspace(self.near, self.far, self.num_ray_samples, dtype=unit.dtype)
         points = unit[..., None, :] * t[:, None]  # [B, P, l, l, M, 3]
