@@ -46,7 +46,7 @@ def test_quick_demo_learns_and_writes_figures(tmp_path, capsys):
     assert [f.name for f in files] == ["demo_predictions.png", "demo_training.png"]
     assert all(str(f) in printed for f in files)  # the summary names the figures
     for f in files:
-        image = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).float()
+        image = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).float()
         assert image.std() > 20, f"{f} is blank"
     # the prediction figure draws the first held-out room's floor and walls in their colours
     drawn = _drawn_pixels(files[0])

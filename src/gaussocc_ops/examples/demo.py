@@ -29,16 +29,18 @@ from gaussocc_ops.examples.experiments import (
     make_plugin,
     room_data,
     room_grid,
+    train_setting,
 )
 from gaussocc_ops.examples.models.plugin import CAMERA_STRATEGIES
 from gaussocc_ops.examples.training import (
     FURNITURE,
     NUM_CLASSES,
     SceneData,
-    fit,
     fmt_metrics,
     fmt_short,
     predict,
+    progress_columns,
+    progress_console,
 )
 
 #: The GaussRender setting the demo trains: the least harmful one of the seeded experiment in
@@ -63,61 +65,52 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     recipe = Recipe()
     p.add_argument("--out", default="demo_out", help="folder for the figures (default demo_out)")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=recipe.epochs,
-        help=f"training epochs (default {recipe.epochs})",
-    )
-    p.add_argument(
-        "--train-scenes",
-        type=int,
-        default=recipe.train_scenes,
-        help=f"training rooms, seeds 0, 1, ... (default {recipe.train_scenes})",
-    )
-    p.add_argument(
-        "--val-scenes",
-        type=int,
-        default=recipe.val_scenes,
-        help=f"held-out rooms, seeds {VAL_SEED_OFFSET}, ... (default {recipe.val_scenes})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=recipe.batch_size,
-        help=f"rooms per training step (default {recipe.batch_size})",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=recipe.lr,
-        help=f"peak learning rate of Adam's one-cycle schedule (default {recipe.lr})",
-    )
-    p.add_argument(
-        "--gaussrender-weight",
-        type=float,
-        default=DEMO_SETTING.weight,
-        help=f"lambda of GaussRender's rendering loss (default {DEMO_SETTING.weight:g})",
-    )
-    p.add_argument(
-        "--camera-strategy",
-        default=DEMO_SETTING.strategy,
-        choices=sorted(CAMERA_STRATEGIES),
-        help=f"GaussRender's virtual camera strategy (default {DEMO_SETTING.strategy})",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the initialisation, the batch order and the camera draws (default 0)",
-    )
+    # (option, type, default, help, choices): the help text ends with the default
+    options = [
+        ("--epochs", int, recipe.epochs, "training epochs", None),
+        ("--train-scenes", int, recipe.train_scenes, "training rooms, seeds 0, 1, ...", None),
+        (
+            "--val-scenes",
+            int,
+            recipe.val_scenes,
+            f"held-out rooms, seeds {VAL_SEED_OFFSET}, ...",
+            None,
+        ),
+        ("--batch-size", int, recipe.batch_size, "rooms per training step", None),
+        ("--lr", float, recipe.lr, "peak learning rate of Adam's one-cycle schedule", None),
+        (
+            "--gaussrender-weight",
+            float,
+            DEMO_SETTING.weight,
+            "lambda of GaussRender's rendering loss",
+            None,
+        ),
+        (
+            "--camera-strategy",
+            str,
+            DEMO_SETTING.strategy,
+            "GaussRender's virtual camera strategy",
+            sorted(CAMERA_STRATEGIES),
+        ),
+        (
+            "--seed",
+            int,
+            0,
+            "seed of the initialisation, the batch order and the camera draws",
+            None,
+        ),
+    ]
+    for flag, kind, default, text, choices in options:
+        p.add_argument(
+            flag, type=kind, default=default, choices=choices, help=f"{text} (default {default})"
+        )
     p.add_argument(
         "--workers",
         type=int,
         default=2,
         choices=[1, 2],
-        help="2 (default): train the two models at the same time in two processes; "
-        "1: one after the other in this process",
+        help="2 (default): train the two models at the same time in two processes (when one "
+        "finishes, the other takes its threads); 1: one after the other in this process",
     )
     p.add_argument(
         "--threads",
@@ -188,17 +181,9 @@ def main(argv=None) -> dict:
         runs, models = train_in_parallel(settings, recipe, args)
     else:
         runs, models = {}, {}
-        for name, setting in settings.items():
-            models[name] = make_plugin(setting, recipe, args.seed)  # same initial weights
-            runs[name] = fit(
-                models[name],
-                train,
-                val,
-                epochs=recipe.epochs,
-                batch_size=recipe.batch_size,
-                lr=recipe.lr,
-                seed=args.seed,
-                name=name,
+        for name, setting in settings.items():  # the same initial weights for both
+            runs[name], models[name] = train_setting(
+                setting, recipe, args.seed, progress=True, threads=args.threads
             )
 
     log(
@@ -229,25 +214,31 @@ def main(argv=None) -> dict:
     return {"runs": runs, "files": files}
 
 
-def _train_worker(name: str, setting: RenderSetting, recipe: Recipe, args, queue) -> None:
+def _train_worker(name: str, setting: RenderSetting, recipe: Recipe, args, queue, running) -> None:
     """Train one model in a worker process, reporting steps, epochs and the result to
-    ``queue``."""
+    ``queue``. ``running`` counts the workers still training: when one finishes, the others
+    share its threads (the threads of all workers stay ``args.threads * workers``)."""
     try:
-        torch.set_num_threads(args.threads)
-        train, val = room_data(recipe)
-        model = make_plugin(setting, recipe, args.seed)
-        history = fit(
-            model,
-            train,
-            val,
-            epochs=recipe.epochs,
-            batch_size=recipe.batch_size,
-            lr=recipe.lr,
-            seed=args.seed,
-            progress=False,
-            on_step=lambda e, i, n, loss: queue.put(("step", name, e, i, n, loss)),
+        workers = running.value
+        threads = [args.threads]
+
+        def on_step(epoch, step, steps, loss):
+            share = max(args.threads, args.threads * workers // max(running.value, 1))
+            if share != threads[0]:
+                threads[0] = share
+                torch.set_num_threads(share)
+            queue.put(("step", name, epoch, step, steps, loss))
+
+        history, model = train_setting(
+            setting,
+            recipe,
+            args.seed,
+            threads=args.threads,
+            on_step=on_step,
             on_epoch=lambda e, m: queue.put(("epoch", name, e, {**m, "per_class": None})),
         )
+        with running.get_lock():
+            running.value -= 1
         # bytes, not tensors: shared tensors would need this process alive when read
         buffer = io.BytesIO()
         torch.save((history, model.state_dict()), buffer)
@@ -259,31 +250,21 @@ def _train_worker(name: str, setting: RenderSetting, recipe: Recipe, args, queue
 def train_in_parallel(settings: dict, recipe: Recipe, args) -> tuple[dict, dict]:
     """Train every setting in its own process, with one rich progress bar each and a line per
     finished epoch; returns the histories and the trained models."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress
 
     ctx = torch.multiprocessing.get_context("spawn")
     queue = ctx.Queue()
+    running = ctx.Value("i", len(settings))
     procs = {
-        name: ctx.Process(target=_train_worker, args=(name, setting, recipe, args, queue))
+        name: ctx.Process(target=_train_worker, args=(name, setting, recipe, args, queue, running))
         for name, setting in settings.items()
     }
     for proc in procs.values():
         proc.start()
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 160
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}", markup=False),
-        TimeElapsedColumn(),
-    )
     steps = recipe.epochs * (recipe.train_scenes // recipe.batch_size)
     results: dict = {}
     try:
-        with Progress(*columns, console=console) as progress:
+        with Progress(*progress_columns(), console=progress_console()) as progress:
             tasks = {
                 name: progress.add_task(f"  [{name}]", total=steps, info="") for name in settings
             }

@@ -133,10 +133,18 @@ def room_data(recipe: Recipe) -> tuple[SceneData, SceneData]:
     return _DATA[key]
 
 
-def train_setting(setting: RenderSetting, recipe: Recipe, seed: int, progress: bool = False):
-    """Train one ``setting`` from ``seed``; returns ``(history, model)`` (see
-    :func:`training.fit`)."""
-    torch.set_num_threads(1)
+def train_setting(
+    setting: RenderSetting,
+    recipe: Recipe,
+    seed: int,
+    progress: bool = False,
+    threads: int = 1,
+    **callbacks,
+):
+    """Train one ``setting`` from ``seed`` with ``threads`` torch threads; returns
+    ``(history, model)``. ``callbacks`` (``on_step``, ``on_epoch``) go to
+    :func:`training.fit`."""
+    torch.set_num_threads(threads)
     train, val = room_data(recipe)
     model = make_plugin(setting, recipe, seed)
     history = fit(
@@ -149,6 +157,7 @@ def train_setting(setting: RenderSetting, recipe: Recipe, seed: int, progress: b
         seed=seed,
         name=setting.name,
         progress=progress,
+        **callbacks,
     )
     return history, model
 

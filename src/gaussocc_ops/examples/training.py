@@ -269,25 +269,39 @@ def held_out_metrics(model, data: SceneData) -> dict:
     return metrics.compute()
 
 
-@contextmanager
-def progress_bar(total: int, description: str, stream=None):
-    """A rich progress bar over ``total`` steps: yields ``update(done, loss)``; ``update.info``
-    (a one-element list) holds text shown after the bar. On a terminal it redraws in place;
-    otherwise (logs, tests) only the finished line is written."""
+def progress_console(stream=None):
+    """A rich console on ``stream`` (default stdout); on a log (not a terminal) 160 columns
+    wide, so that finished lines are not cut."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(file=stream if stream is not None else sys.stdout, highlight=False)
     if not console.is_terminal:
-        console.width = 160  # a log line, not a terminal: do not cut the finished line
-    columns = (
+        console.width = 160
+    return console
+
+
+def progress_columns() -> tuple:
+    """The examples' progress bar: description, bar, ``done/total``, the ``info`` field and
+    the elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return (
         TextColumn("{task.description}", markup=False),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+
+
+@contextmanager
+def progress_bar(total: int, description: str, stream=None):
+    """A rich progress bar over ``total`` steps: yields ``update(done, loss)``; ``update.info``
+    (a one-element list) holds text shown after the bar. On a terminal it redraws in place;
+    otherwise (logs, tests) only the finished line is written."""
+    from rich.progress import Progress
+
+    with Progress(*progress_columns(), console=progress_console(stream)) as progress:
         task = progress.add_task(description, total=total, info="")
 
         def update(done: int, loss: float | None = None, info: str | None = None) -> None:
