@@ -92,11 +92,11 @@ def test_finishing_stage_matches_the_op(cfg):
     radius, mode, empty_index, fill = cfg
     args = (*_tensors(5), *GRID, *cfg)
     occupancy, probs, weight = ops.accumulate_gaussians(*args)[:3]
-    weighted = ref.voxel_sums(*args[:-2])[2]
+    sums = ref.voxel_sums(args[:6], *args[6:-2])
+    weighted = sums[2]
     got = ref.finish_voxels(occupancy, weight, weighted, mode, empty_index, fill)
     torch.testing.assert_close(got, probs, rtol=1e-10, atol=1e-12)
     # and the accumulation stage alone: the kernel's occupancy from its log-space bookkeeping
-    sums = ref.voxel_sums(*args[:-2])
     torch.testing.assert_close(sums[0], occupancy, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(sums[1], weight, rtol=1e-10, atol=1e-12)
 

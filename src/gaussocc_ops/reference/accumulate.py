@@ -88,19 +88,16 @@ def _chunk(index, centers, means, rot, scales, opacities, features, valid, cube,
 
 
 def voxel_sums(
-    means: torch.Tensor,
-    quats: torch.Tensor,
-    scales: torch.Tensor,
-    opacities: torch.Tensor,
-    features: torch.Tensor,
-    valid: torch.Tensor,
+    gaussians: Sequence[torch.Tensor],
     origin: Sequence[float],
     voxel_size: Sequence[float],
     shape: Sequence[int],
     radius: float,
     mode: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The accumulation stage: per-voxel sums of ``[B, N]`` Gaussians (arguments as the op's).
+    """The accumulation stage: per-voxel sums of ``[B, N]`` Gaussians. ``gaussians`` is the op's
+    first six arguments ``(means, quats, scales, opacities, features, valid)``; the others are the
+    op's.
 
     Returns:
         ``occupancy [B, V]`` (``1 - prod_i (1 - occ_i)``; zeros in the additive mode, whose op
@@ -109,6 +106,7 @@ def voxel_sums(
         ``num_opaque [B, V]`` int32 (the last two without gradient); ``V = X * Y * Z``, row-major
         over ``(X, Y, Z)``.
     """
+    means, quats, scales, opacities, features, valid = gaussians
     dtype, device = means.dtype, means.device
     axes = [torch.arange(n, device=device, dtype=dtype) for n in shape]
     index = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
@@ -199,8 +197,9 @@ def accumulate_gaussians(
     """
     if mode not in (ADDITIVE, PROBABILISTIC, GAUSSIANFORMER2):
         raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+    gaussians = (means, quats, scales, opacities, features, valid)
     occupancy, weight, weighted, log_t, num_opaque = voxel_sums(
-        means, quats, scales, opacities, features, valid, origin, voxel_size, shape, radius, mode
+        gaussians, origin, voxel_size, shape, radius, mode
     )
     if mode == ADDITIVE:
         empty = weight.new_zeros(weight.shape[0], 0)
