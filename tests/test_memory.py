@@ -564,15 +564,18 @@ def _wall_scene():
 
 def test_visibility_pool_mask_on_constructed_cases():
     anchors, tags, depth = _wall_scene()
-    keep = go.memory.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.3)
+    keep = go.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.3)
     assert keep.tolist() == [False, True, False, True, True, True, True, True]
+    # the documented import paths give the same function
+    assert go.memory.visibility_pool_mask is go.visibility_pool_mask
+    assert go.visibility.visibility_pool_mask is go.visibility_pool_mask
     # the tag rule: as predicted anchors, the occluded and the invalid ones are kept too
-    keep_all = go.memory.visibility_pool_mask(
+    keep_all = go.visibility_pool_mask(
         anchors, torch.ones(8, dtype=torch.bool), _camera(), depth, tolerance=0.3
     )
     assert keep_all.all()
     # a tighter tolerance makes the anchor 0.3 m behind the wall occluded
-    tight = go.memory.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.29)
+    tight = go.visibility_pool_mask(anchors, tags, _camera(), depth, tolerance=0.29)
     assert tight.tolist() == [False, True, False, True, True, True, True, False]
 
 

@@ -12,31 +12,32 @@
 #include <vector>
 
 #include "gaussocc/accumulate_math.h"
-#include "ops/accumulate_checks.h"
+#include "ops/accumulate.h"
 
 namespace gaussocc {
 namespace accum {
 namespace {
 
-template <typename T>
-struct Inputs {
-  const T* means;
-  const T* quats;
-  const T* scales;
-  const T* opacities;
-  const T* features;
-  const bool* valid;
-  int64_t B, N, C;
-  Grid<T> grid;
-  Params<T> p;
-};
-
-template <typename T>
-Inputs<T> load_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
-                      const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& valid,
-                      const Sizes& sz, const Grid<T>& grid, const Params<T>& p) {
-  return {means.data_ptr<T>(), quats.data_ptr<T>(), scales.data_ptr<T>(), opacities.data_ptr<T>(),
-          features.data_ptr<T>(), valid.data_ptr<bool>(), sz.B, sz.N, sz.C, grid, p};
+// Calls fn(vox, d, d2) for every voxel of the grid planes x0..x1 in the box of the prepared
+// Gaussian `pr` whose centre is in its support: vox the voxel's index (row-major over X, Y, Z),
+// d its centre minus the mean, d2 the squared Mahalanobis distance.
+template <typename T, typename Fn>
+inline void for_each_support_voxel(const Inputs<T>& in, const Prepared<T>& pr, const T* mean, int64_t x0,
+                                   int64_t x1, Fn&& fn) {
+  const int64_t Y = in.grid.dims[1], Z = in.grid.dims[2];
+  const T k2 = in.p.k * in.p.k;
+  T d[3];
+  for (int64_t x = x0; x <= x1; ++x) {
+    d[0] = voxel_center(in.grid, 0, x) - mean[0];
+    for (int64_t y = pr.lo[1]; y <= pr.hi[1]; ++y) {
+      d[1] = voxel_center(in.grid, 1, y) - mean[1];
+      for (int64_t z = pr.lo[2]; z <= pr.hi[2]; ++z) {
+        d[2] = voxel_center(in.grid, 2, z) - mean[2];
+        const T d2 = mahalanobis_sq(pr.conic, d);
+        if (in_support(in.p.mode, d2, k2)) fn((x * Y + y) * Z + z, d, d2);
+      }
+    }
+  }
 }
 
 template <typename T>
@@ -46,7 +47,7 @@ void forward_cpu(const Inputs<T>& in, T* occupancy, T* probs, T* weight, T* log_
   const int mode = in.p.mode;
   const bool prob = is_probabilistic(mode);
   const int64_t Cout = prob ? C + 1 : C;
-  const T k2 = in.p.k * in.p.k;
+  const int64_t V = X * Y * Z;
 
   // Gaussians with opacity 0 add exactly nothing (except to GaussianFormer-2's occupancy, which
   // leaves the opacity out); they are skipped here (not in the backward).
@@ -79,37 +80,28 @@ void forward_cpu(const Inputs<T>& in, T* occupancy, T* probs, T* weight, T* log_
   at::parallel_for(0, B * X, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t b = plane / X, x = plane % X;
-      const T cx = voxel_center(in.grid, 0, x);
       for (int64_t e = offsets[plane]; e < offsets[plane + 1]; ++e) {
         const int64_t i = b * N + ids[e];
         const Prepared<T>& pr = prep[i];
         const T* mean = in.means + i * 3;
         const T* feat = in.features + i * C;
         const T a = in.opacities[i];
-        T d[3];
-        d[0] = cx - mean[0];
-        for (int64_t y = pr.lo[1]; y <= pr.hi[1]; ++y) {
-          d[1] = voxel_center(in.grid, 1, y) - mean[1];
-          for (int64_t z = pr.lo[2]; z <= pr.hi[2]; ++z) {
-            d[2] = voxel_center(in.grid, 2, z) - mean[2];
-            const T d2 = mahalanobis_sq(pr.conic, d);
-            if (!in_support(mode, d2, k2)) continue;
-            const Weights<T> w = voxel_weights(mode, T(exp(T(-0.5) * d2)), a, pr.norm);
-            const int64_t v = (plane * Y + y) * Z + z;
-            T* out = probs + v * Cout;
-            for (int64_t c = 0; c < C; ++c) out[class_slot(c, in.p.empty, mode)] += w.sem * feat[c];
-            if (!prob) {
-              occupancy[v] += w.sem;
-              continue;
-            }
-            weight[v] += w.sem;
-            if (w.occ >= T(1)) {
-              ++n_opaque[v];
-            } else {
-              log_t[v] += log1p(-w.occ);
-            }
+        for_each_support_voxel(in, pr, mean, x, x, [&](int64_t vox, const T*, T d2) {
+          const Weights<T> w = voxel_weights(mode, T(exp(T(-0.5) * d2)), a, pr.norm);
+          const int64_t v = b * V + vox;
+          T* out = probs + v * Cout;
+          for (int64_t c = 0; c < C; ++c) out[class_slot(c, in.p.empty, mode)] += w.sem * feat[c];
+          if (!prob) {
+            occupancy[v] += w.sem;
+            return;
           }
-        }
+          weight[v] += w.sem;
+          if (w.occ >= T(1)) {
+            ++n_opaque[v];
+          } else {
+            log_t[v] += log1p(-w.occ);
+          }
+        });
       }
       if (prob) {
         for (int64_t v = plane * Y * Z; v < (plane + 1) * Y * Z; ++v)
@@ -124,11 +116,9 @@ void backward_cpu(const Inputs<T>& in, const VoxelGrad<T>* vgrad, const T* g_pro
                   const T* log_t, const int32_t* n_opaque, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
                   T* g_features) {
   const int64_t N = in.N, C = in.C;
-  const int64_t Y = in.grid.dims[1], Z = in.grid.dims[2];
-  const int64_t V = in.grid.dims[0] * Y * Z;
+  const int64_t V = in.grid.dims[0] * in.grid.dims[1] * in.grid.dims[2];
   const int mode = in.p.mode;
   const bool prob = is_probabilistic(mode);
-  const T k2 = in.p.k * in.p.k;
   std::vector<int64_t> slot_offset(C);
   for (int64_t c = 0; c < C; ++c) slot_offset[c] = class_slot(c, in.p.empty, mode) * gp_strides[2];
   at::parallel_for(0, in.B * N, 16, [&](int64_t begin, int64_t end) {
@@ -142,35 +132,24 @@ void backward_cpu(const Inputs<T>& in, const VoxelGrad<T>* vgrad, const T* g_pro
       T* g_feat = g_features + i * C;
       const T a = in.opacities[i];
       GradSums<T> sums;
-      T d[3];
-      for (int64_t x = pr.lo[0]; x <= pr.hi[0]; ++x) {
-        d[0] = voxel_center(in.grid, 0, x) - mean[0];
-        for (int64_t y = pr.lo[1]; y <= pr.hi[1]; ++y) {
-          d[1] = voxel_center(in.grid, 1, y) - mean[1];
-          for (int64_t z = pr.lo[2]; z <= pr.hi[2]; ++z) {
-            d[2] = voxel_center(in.grid, 2, z) - mean[2];
-            const T d2 = mahalanobis_sq(pr.conic, d);
-            if (!in_support(mode, d2, k2)) continue;
-            const T g = exp(T(-0.5) * d2);
-            const Weights<T> w = voxel_weights(mode, g, a, pr.norm);
-            const int64_t vox = (x * Y + y) * Z + z;
-            const int64_t v = b * V + vox;
-            const VoxelGrad<T> vg = vgrad[v];
-            const T* gp = g_probs + b * gp_strides[0] + vox * gp_strides[1];
-            T dot = 0;
-            for (int64_t c = 0; c < C; ++c) {
-              const T gc = gp[slot_offset[c]];
-              dot += gc * feat[c];
-              g_feat[c] += vg.r * gc * w.sem;
-            }
-            const T g_sem = vg.g_w + vg.r * dot;
-            const T g_occ = prob ? vg.g_o * transmittance_of_others(w.occ, log_t[v], n_opaque[v]) : T(0);
-            T g_g, g_a;
-            weight_vjp(mode, g_sem, g_occ, g, a, pr.norm, &g_g, &g_a);
-            add_voxel_grad(g_g, g_a, g, d, &sums);
-          }
+      for_each_support_voxel(in, pr, mean, pr.lo[0], pr.hi[0], [&](int64_t vox, const T* d, T d2) {
+        const T g = exp(T(-0.5) * d2);
+        const Weights<T> w = voxel_weights(mode, g, a, pr.norm);
+        const int64_t v = b * V + vox;
+        const VoxelGrad<T> vg = vgrad[v];
+        const T* gp = g_probs + b * gp_strides[0] + vox * gp_strides[1];
+        T dot = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          const T gc = gp[slot_offset[c]];
+          dot += gc * feat[c];
+          g_feat[c] += vg.r * gc * w.sem;
         }
-      }
+        const T g_sem = vg.g_w + vg.r * dot;
+        const T g_occ = prob ? vg.g_o * transmittance_of_others(w.occ, log_t[v], n_opaque[v]) : T(0);
+        T g_g, g_a;
+        weight_vjp(mode, g_sem, g_occ, g, a, pr.norm, &g_g, &g_a);
+        add_voxel_grad(g_g, g_a, g, d, &sums);
+      });
       g_opacities[i] = sums.opacity;
       finish_grads(mode, a, in.quats + i * 4, in.scales + i * 3, pr.conic, sums, g_means + i * 3, g_quats + i * 4,
                    g_scales + i * 3);
@@ -187,9 +166,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
                                 radius, mode, empty_index);
   const Outputs out = allocate_outputs(means, sz, mode);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_cpu", [&] {
-    const auto in = load_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz,
-                                          make_grid<scalar_t>(origin, voxel_size, shape),
-                                          make_params<scalar_t>(radius, mode, empty_index, fill));
+    const auto in = load_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size,
+                                          shape, radius, mode, empty_index, fill);
     forward_cpu<scalar_t>(in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(),
                           out.weight.data_ptr<scalar_t>(), out.log_t.data_ptr<scalar_t>(),
                           out.n_opaque.data_ptr<int32_t>());
@@ -206,15 +184,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
   const Sizes sz = check_inputs(means, quats, scales, opacities, features, valid, origin, voxel_size, shape,
                                 radius, mode, empty_index);
   check_backward_inputs(means, sz, mode, probs, weight, log_t, n_opaque, g_occ, g_probs);
-  auto g_means = at::zeros_like(means);
-  auto g_quats = at::zeros_like(quats);
-  auto g_scales = at::zeros_like(scales);
-  auto g_opacities = at::zeros_like(opacities);
-  auto g_features = at::zeros_like(features);
-  auto vgrad = at::empty({sz.B, sz.V, 3}, means.options());
+  const Grads g = allocate_grads(means, quats, scales, opacities, features, sz);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_backward_cpu", [&] {
     using T = scalar_t;
-    const Params<T> p = make_params<T>(radius, mode, empty_index, fill);
+    const auto in = load_inputs<T>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size, shape,
+                                   radius, mode, empty_index, fill);
     const bool prob = is_probabilistic(int(mode));
     const int64_t Cout = probs.size(2);
     const T* P = probs.data_ptr<T>();
@@ -225,22 +199,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
     const T* GP = g_probs.data_ptr<T>();
     const int64_t go_s0 = g_occ.stride(0), go_s1 = g_occ.stride(1);
     const int64_t gp_strides[3] = {g_probs.stride(0), g_probs.stride(1), g_probs.stride(2)};
-    auto* VG = reinterpret_cast<VoxelGrad<T>*>(vgrad.data_ptr<T>());
+    auto* VG = reinterpret_cast<VoxelGrad<T>*>(g.vgrad.data_ptr<T>());
     const int64_t V = sz.V, C = sz.C;
     at::parallel_for(0, sz.B * V, 4096, [&](int64_t begin, int64_t end) {
       for (int64_t v = begin; v < end; ++v) {
         const int64_t b = v / V, vox = v % V;
-        VG[v] = voxel_grad(p, C, prob ? W[v] : T(0), prob ? L[v] : T(0), prob ? NO[v] : 0,
+        VG[v] = voxel_grad(in.p, C, prob ? W[v] : T(0), prob ? L[v] : T(0), prob ? NO[v] : 0,
                            GO[b * go_s0 + vox * go_s1], GP + b * gp_strides[0] + vox * gp_strides[1],
                            gp_strides[2], P + v * Cout);
       }
     });
-    const auto in = load_inputs<T>(means, quats, scales, opacities, features, valid, sz,
-                                   make_grid<T>(origin, voxel_size, shape), p);
-    backward_cpu<T>(in, VG, GP, gp_strides, L, NO, g_means.data_ptr<T>(), g_quats.data_ptr<T>(),
-                    g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>());
+    backward_cpu<T>(in, VG, GP, gp_strides, L, NO, g.means.data_ptr<T>(), g.quats.data_ptr<T>(),
+                    g.scales.data_ptr<T>(), g.opacities.data_ptr<T>(), g.features.data_ptr<T>());
   });
-  return {g_means, g_quats, g_scales, g_opacities, g_features};
+  return {g.means, g.quats, g.scales, g.opacities, g.features};
 }
 
 }  // namespace

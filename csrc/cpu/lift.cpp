@@ -66,36 +66,25 @@ inline void dot_and_scatter_taps(const T* __restrict__ g, const T* const rows[4]
 }
 
 template <typename T>
-void forward_kernel(const at::Tensor& features, const at::Tensor& depth,
-                    const at::Tensor& ref_points, const at::Tensor& d_proj,
-                    const at::Tensor& valid, const at::Tensor& offsets, const at::Tensor& attn,
-                    T alpha, T sigma, at::Tensor& out) {
-  const int64_t B = features.size(0), H = features.size(1), W = features.size(2);
-  const int64_t C = features.size(3), Q = offsets.size(1), K = offsets.size(2);
-  const T* feat = features.data_ptr<T>();
-  const T* dep = depth.data_ptr<T>();
-  const T* ref = ref_points.data_ptr<T>();
-  const T* dp = d_proj.data_ptr<T>();
-  const bool* ok = valid.data_ptr<bool>();
-  const T* off = offsets.data_ptr<T>();
-  const T* att = attn.data_ptr<T>();
-  T* o = out.data_ptr<T>();
+void forward_kernel(const LiftArgs<T>& a, T* out) {
+  const int64_t H = a.H, W = a.W, C = a.C, Q = a.Q, K = a.K;
+  const T alpha = *a.alpha, sigma = *a.sigma;
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K * C));
-  at::parallel_for(0, B * Q, grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, a.B * Q, grain, [&](int64_t begin, int64_t end) {
     const std::vector<T> zeros(C, T(0));
     for (int64_t bq = begin; bq < end; ++bq) {
-      if (!ok[bq]) continue;
+      if (!a.valid[bq]) continue;
       const int64_t b = bq / Q;
-      const T* F = feat + b * H * W * C;
-      const T* D = dep + b * H * W;
-      T* acc = o + bq * C;
+      const T* F = a.features + b * H * W * C;
+      const T* D = a.depth + b * H * W;
+      T* acc = out + bq * C;
       for (int64_t k = 0; k < K; ++k) {
         const int64_t s = bq * K + k;
-        const auto taps =
-            bilinear_taps<T>(ref[2 * bq] + off[2 * s], ref[2 * bq + 1] + off[2 * s + 1], H, W);
+        const auto taps = bilinear_taps<T>(a.ref_points[2 * bq] + a.offsets[2 * s],
+                                           a.ref_points[2 * bq + 1] + a.offsets[2 * s + 1], H, W);
         T kernel;
-        const T gate = depth_gate<T>(dp[bq], bilinear_scalar<T>(D, taps), alpha, sigma, &kernel);
-        const T coef = att[s] * gate;
+        const T gate = depth_gate<T>(a.d_proj[bq], bilinear_scalar<T>(D, taps), alpha, sigma, &kernel);
+        const T coef = a.attn[s] * gate;
         const T* rows[4];
         T w[4];
         for (int t = 0; t < 4; ++t) {
@@ -113,38 +102,27 @@ struct BackwardOutputs {
   at::Tensor features, depth, d_proj, offsets, attn, alpha, sigma;
 };
 
+// The gradients of every input of `a` from grad_out [B, Q, C]; `opts` the inputs' options, alpha
+// and sigma the shapes of the scalar inputs.
 template <typename T>
-BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& features,
-                                   const at::Tensor& depth, const at::Tensor& ref_points,
-                                   const at::Tensor& d_proj, const at::Tensor& valid,
-                                   const at::Tensor& offsets, const at::Tensor& attn,
-                                   const at::Tensor& alpha_t, const at::Tensor& sigma_t) {
-  const T alpha = alpha_t.item<T>(), sigma = sigma_t.item<T>();
-  const int64_t B = features.size(0), H = features.size(1), W = features.size(2);
-  const int64_t C = features.size(3), Q = offsets.size(1), K = offsets.size(2);
+BackwardOutputs backward_kernel(const LiftArgs<T>& a, const T* grad_out, const at::TensorOptions& opts,
+                                at::IntArrayRef alpha_shape, at::IntArrayRef sigma_shape) {
+  const T alpha = *a.alpha, sigma = *a.sigma;
+  const int64_t B = a.B, H = a.H, W = a.W, C = a.C, Q = a.Q, K = a.K;
   const int64_t HW = H * W;
   const int64_t per_chunk = std::max<int64_t>(1, B * HW * (C + 1));
   const int64_t chunks = std::max<int64_t>(
       1, std::min({int64_t(at::get_num_threads()), kScratchElements / per_chunk, Q}));
 
-  auto opts = features.options();
   auto g_feat_parts = at::zeros({B, chunks, HW * C}, opts);
   auto g_depth_parts = at::zeros({B, chunks, HW}, opts);
   auto g_alpha_parts = at::zeros({B * chunks}, opts);
   auto g_sigma_parts = at::zeros({B * chunks}, opts);
   BackwardOutputs g;
-  g.d_proj = at::zeros_like(d_proj);
-  g.offsets = at::zeros_like(offsets);
-  g.attn = at::zeros_like(attn);
+  g.d_proj = at::zeros({B, Q}, opts);
+  g.offsets = at::zeros({B, Q, K, 2}, opts);
+  g.attn = at::zeros({B, Q, K}, opts);
 
-  const T* go = grad_out.data_ptr<T>();
-  const T* feat = features.data_ptr<T>();
-  const T* dep = depth.data_ptr<T>();
-  const T* ref = ref_points.data_ptr<T>();
-  const T* dp = d_proj.data_ptr<T>();
-  const bool* ok = valid.data_ptr<bool>();
-  const T* off = offsets.data_ptr<T>();
-  const T* att = attn.data_ptr<T>();
   T* gf_parts = g_feat_parts.data_ptr<T>();
   T* gd_parts = g_depth_parts.data_ptr<T>();
   T* ga_parts = g_alpha_parts.data_ptr<T>();
@@ -156,8 +134,8 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
   at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / chunks, chunk = task % chunks;
-      const T* F = feat + b * HW * C;
-      const T* D = dep + b * HW;
+      const T* F = a.features + b * HW * C;
+      const T* D = a.depth + b * HW;
       T* gF = gf_parts + task * HW * C;
       T* gD = gd_parts + task * HW;
       T g_alpha = T(0), g_sigma = T(0);
@@ -166,16 +144,16 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
       const int64_t q_end = Q * (chunk + 1) / chunks;
       for (int64_t q = Q * chunk / chunks; q < q_end; ++q) {
         const int64_t bq = b * Q + q;
-        if (!ok[bq]) continue;
-        const T* gout = go + bq * C;
+        if (!a.valid[bq]) continue;
+        const T* gout = grad_out + bq * C;
         for (int64_t k = 0; k < K; ++k) {
           const int64_t s = bq * K + k;
-          const auto taps =
-              bilinear_taps<T>(ref[2 * bq] + off[2 * s], ref[2 * bq + 1] + off[2 * s + 1], H, W);
+          const auto taps = bilinear_taps<T>(a.ref_points[2 * bq] + a.offsets[2 * s],
+                                             a.ref_points[2 * bq + 1] + a.offsets[2 * s + 1], H, W);
           const T d_pred = bilinear_scalar<T>(D, taps);
           T kernel;
-          const T gate = depth_gate<T>(dp[bq], d_pred, alpha, sigma, &kernel);
-          const T coef = att[s] * gate;
+          const T gate = depth_gate<T>(a.d_proj[bq], d_pred, alpha, sigma, &kernel);
+          const T coef = a.attn[s] * gate;
           const T* rows[4];
           T* grad_rows[4];
           for (int t = 0; t < 4; ++t) {
@@ -190,64 +168,53 @@ BackwardOutputs backward_kernel(const at::Tensor& grad_out, const at::Tensor& fe
           T sampled_dot = T(0);  // <grad_out, F(p_k)>
           for (int t = 0; t < 4; ++t) sampled_dot += taps.weight[t] * tap_dot[t];
           g_att[s] = gate * sampled_dot;
-          const auto gg = depth_gate_backward<T>(dp[bq], d_pred, alpha, sigma, gate, kernel,
-                                                 att[s] * sampled_dot);
+          const auto gg = depth_gate_backward<T>(a.d_proj[bq], d_pred, alpha, sigma, gate, kernel,
+                                                 a.attn[s] * sampled_dot);
           g_dp[bq] += gg.d_proj;
           g_alpha += gg.alpha;
           g_sigma += gg.sigma;
-          T gx = T(0), gy = T(0);
-          for (int t = 0; t < 4; ++t) {
-            const int64_t idx = taps.index[t];
-            if (idx < 0) continue;
-            const T through_tap = coef * tap_dot[t] + gg.d_pred * D[idx];
-            gx += taps.dweight_dx[t] * through_tap;
-            gy += taps.dweight_dy[t] * through_tap;
-            gD[idx] += gg.d_pred * taps.weight[t];
-          }
-          g_off[2 * s] = gx;
-          g_off[2 * s + 1] = gy;
+          sample_position_grad(taps, tap_dot, coef, gg.d_pred, D, g_off + 2 * s, g_off + 2 * s + 1);
+          for (int t = 0; t < 4; ++t)
+            if (taps.index[t] >= 0) gD[taps.index[t]] += gg.d_pred * taps.weight[t];
         }
       }
       ga_parts[task] = g_alpha;
       gs_parts[task] = g_sigma;
     }
   });
-  g.features = g_feat_parts.sum(1).view(features.sizes());
-  g.depth = g_depth_parts.sum(1).view(depth.sizes());
-  g.alpha = g_alpha_parts.sum().reshape(alpha_t.sizes());
-  g.sigma = g_sigma_parts.sum().reshape(sigma_t.sizes());
+  g.features = g_feat_parts.sum(1).view({B, H, W, C});
+  g.depth = g_depth_parts.sum(1).view({B, H, W});
+  g.alpha = g_alpha_parts.sum().reshape(alpha_shape);
+  g.sigma = g_sigma_parts.sum().reshape(sigma_shape);
   return g;
 }
 
-at::Tensor soft_gated_lift_cpu(const at::Tensor& features, const at::Tensor& depth,
-                               const at::Tensor& ref_points, const at::Tensor& d_proj,
-                               const at::Tensor& valid, const at::Tensor& offsets,
-                               const at::Tensor& attn, const at::Tensor& alpha,
-                               const at::Tensor& sigma) {
-  check_soft_gated_lift_inputs(features, depth, ref_points, d_proj, valid, offsets, attn, alpha,
-                               sigma);
+at::Tensor soft_gated_lift_cpu(const at::Tensor& features, const at::Tensor& depth, const at::Tensor& ref_points,
+                               const at::Tensor& d_proj, const at::Tensor& valid, const at::Tensor& offsets,
+                               const at::Tensor& attn, const at::Tensor& alpha, const at::Tensor& sigma) {
+  check_soft_gated_lift_inputs(features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma);
   auto out = at::zeros({features.size(0), offsets.size(1), features.size(3)}, features.options());
   if (out.numel() == 0 || offsets.size(2) == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "soft_gated_lift_cpu", [&] {
-    forward_kernel<scalar_t>(features, depth, ref_points, d_proj, valid, offsets, attn,
-                             alpha.item<scalar_t>(), sigma.item<scalar_t>(), out);
+    forward_kernel<scalar_t>(
+        lift_args<scalar_t>(features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma),
+        out.data_ptr<scalar_t>());
   });
   return out;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-soft_gated_lift_backward_cpu(const at::Tensor& grad_out, const at::Tensor& features,
-                             const at::Tensor& depth, const at::Tensor& ref_points,
-                             const at::Tensor& d_proj, const at::Tensor& valid,
-                             const at::Tensor& offsets, const at::Tensor& attn,
-                             const at::Tensor& alpha, const at::Tensor& sigma) {
-  check_soft_gated_lift_inputs(features, depth, ref_points, d_proj, valid, offsets, attn, alpha,
-                               sigma);
+soft_gated_lift_backward_cpu(const at::Tensor& grad_out, const at::Tensor& features, const at::Tensor& depth,
+                             const at::Tensor& ref_points, const at::Tensor& d_proj, const at::Tensor& valid,
+                             const at::Tensor& offsets, const at::Tensor& attn, const at::Tensor& alpha,
+                             const at::Tensor& sigma) {
+  check_soft_gated_lift_inputs(features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma);
   check_soft_gated_lift_grad(grad_out, features, offsets);
   BackwardOutputs g;
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "soft_gated_lift_backward_cpu", [&] {
-    g = backward_kernel<scalar_t>(grad_out, features, depth, ref_points, d_proj, valid, offsets,
-                                  attn, alpha, sigma);
+    g = backward_kernel<scalar_t>(
+        lift_args<scalar_t>(features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma),
+        grad_out.data_ptr<scalar_t>(), features.options(), alpha.sizes(), sigma.sizes());
   });
   return {g.features, g.depth, g.d_proj, g.offsets, g.attn, g.alpha, g.sigma};
 }

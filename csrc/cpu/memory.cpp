@@ -10,40 +10,28 @@
 namespace gaussocc {
 namespace {
 
-void memory_fuse_cpu(const at::Tensor& means, const at::Tensor& scales, const at::Tensor& quats,
-                     const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& confidence,
-                     const at::Tensor& observations, const at::Tensor& last_seen, const at::Tensor& tags,
-                     const at::Tensor& new_means, const at::Tensor& new_scales, const at::Tensor& new_quats,
-                     const at::Tensor& new_opacities, const at::Tensor& new_features,
-                     const at::Tensor& new_confidence, const at::Tensor& new_tags, const at::Tensor& targets,
-                     const at::Tensor& offsets, const at::Tensor& pair_new, const at::Tensor& coef, double gamma,
-                     int64_t frame) {
-  check_memory_fuse_inputs(means, scales, quats, opacities, features, confidence, observations, last_seen, tags,
-                           new_means, new_scales, new_quats, new_opacities, new_features, new_confidence, new_tags,
-                           targets, offsets, pair_new, coef, gamma);
-  const int64_t T = targets.numel(), cap = means.size(0), n = new_means.size(0), P = pair_new.numel();
-  if (T == 0) return;
-  const int64_t* tp = targets.data_ptr<int64_t>();
-  const int64_t* op = offsets.data_ptr<int64_t>();
-  const int64_t* pp = pair_new.data_ptr<int64_t>();
-  TORCH_CHECK(op[0] == 0 && op[T] == P, "memory_fuse: offsets must run from 0 to ", P);
-  for (int64_t t = 0; t < T; ++t) {
-    TORCH_CHECK(tp[t] >= 0 && tp[t] < cap, "memory_fuse: target ", tp[t], " outside [0, ", cap, ")");
-    TORCH_CHECK(op[t] <= op[t + 1], "memory_fuse: offsets must not decrease");
-  }
-  for (int64_t p = 0; p < P; ++p)
-    TORCH_CHECK(pp[p] >= 0 && pp[p] < n, "memory_fuse: pair_new ", pp[p], " outside [0, ", n, ")");
-  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "memory_fuse_cpu", [&] {
-    const FuseArgs<scalar_t> a = memory_fuse_args<scalar_t>(
-        means, scales, quats, opacities, features, confidence, observations, last_seen, tags, new_means, new_scales,
-        new_quats, new_opacities, new_features, new_confidence, new_tags, targets, offsets, pair_new, coef, gamma,
-        frame);
+// memory_fuse (ops/memory.h: memory_fuse_op): the pairs' indices are checked, then the targets
+// are fused in parallel.
+struct CpuMemoryFuse {
+  template <typename T>
+  static void fuse(const FuseArgs<T>& a, const FuseTensors& t) {
+    const int64_t T_ = t.targets.numel(), cap = t.means.size(0), n = t.new_means.size(0), P = t.pair_new.numel();
+    if (T_ == 0) return;
+    TORCH_CHECK(a.offsets[0] == 0 && a.offsets[T_] == P, "memory_fuse: offsets must run from 0 to ", P);
+    for (int64_t k = 0; k < T_; ++k) {
+      TORCH_CHECK(a.targets[k] >= 0 && a.targets[k] < cap, "memory_fuse: target ", a.targets[k], " outside [0, ",
+                  cap, ")");
+      TORCH_CHECK(a.offsets[k] <= a.offsets[k + 1], "memory_fuse: offsets must not decrease");
+    }
+    for (int64_t p = 0; p < P; ++p)
+      TORCH_CHECK(a.pair_new[p] >= 0 && a.pair_new[p] < n, "memory_fuse: pair_new ", a.pair_new[p], " outside [0, ",
+                  n, ")");
     // about 1 ms of work per chunk (see cpu/radius_index.cpp)
-    at::parallel_for(0, T, 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) memory_fuse_one(a, t);
+    at::parallel_for(0, T_, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) memory_fuse_one(a, k);
     });
-  });
-}
+  }
+};
 
 template <typename T>
 struct EvictHeap {
@@ -142,7 +130,7 @@ at::Tensor memory_evict_heap_cpu(const at::Tensor& heap, const at::Tensor& heap_
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gaussocc, CPU, m) {
-  m.impl("memory_fuse", &memory_fuse_cpu);
+  m.impl("memory_fuse", &memory_fuse_op<CpuMemoryFuse>);
   m.impl("memory_evict_heap", &memory_evict_heap_cpu);
 }
 

@@ -14,22 +14,17 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> radius_neighbors_cpu(const at::Tensor& queries, const at::Tensor& points,
                                                          double radius, int64_t max_neighbors, double cell_size) {
-  at::Tensor idx, dist;
-  std::tie(idx, dist) = radius_neighbors_outputs(queries, points, radius, max_neighbors, cell_size);
+  const RadiusSearch search = prepare_radius_neighbors(queries, points, radius, max_neighbors, cell_size);
+  if (search.empty) return {search.idx, search.dist};
   const int64_t B = queries.size(0), M = queries.size(1), N = points.size(1), K = max_neighbors;
-  if (B == 0 || M == 0 || N == 0 || K == 0) return {idx, dist};
-  const at::Tensor& q = queries;
-  const at::Tensor& p = points;
-  at::Tensor grid, keys, order;
-  std::tie(grid, keys, order) = build_radius_grid(p, radius, cell_size);
-  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_neighbors_cpu", [&] {
-    const scalar_t* qp = q.data_ptr<scalar_t>();
-    const scalar_t* pp = p.data_ptr<scalar_t>();
-    const double* gp = grid.data_ptr<double>();
-    const int64_t* kp = keys.data_ptr<int64_t>();
-    const int64_t* op = order.data_ptr<int64_t>();
-    int64_t* ip = idx.data_ptr<int64_t>();
-    scalar_t* dp = dist.data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES(queries.scalar_type(), "radius_neighbors_cpu", [&] {
+    const scalar_t* qp = queries.data_ptr<scalar_t>();
+    const scalar_t* pp = points.data_ptr<scalar_t>();
+    const double* gp = search.grid.data_ptr<double>();
+    const int64_t* kp = search.keys.data_ptr<int64_t>();
+    const int64_t* op = search.order.data_ptr<int64_t>();
+    int64_t* ip = search.idx.data_ptr<int64_t>();
+    scalar_t* dp = search.dist.data_ptr<scalar_t>();
     at::parallel_for(0, B * M, 64, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / M;
@@ -40,7 +35,7 @@ std::tuple<at::Tensor, at::Tensor> radius_neighbors_cpu(const at::Tensor& querie
       }
     });
   });
-  return {idx, dist};
+  return {search.idx, search.dist};
 }
 
 }  // namespace

@@ -61,22 +61,20 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cpu(const at::Tensor& tabl
                                                            const at::Tensor& slot_node, const at::Tensor& points,
                                                            const at::Tensor& queries, double cell_size, double radius,
                                                            int64_t max_neighbors) {
-  auto out = radius_index_query_outputs(table_keys, table_heads, node_slot, node_next, slot_node, points, queries,
-                                        cell_size, radius, max_neighbors);
-  at::Tensor idx = std::get<0>(out), dist = std::get<1>(out);
+  const IndexQuery out = radius_index_query_outputs(table_keys, table_heads, node_slot, node_next, slot_node,
+                                                    points, queries, cell_size, radius, max_neighbors);
+  if (out.empty) return {out.idx, out.dist};
   const int64_t M = queries.size(0), K = max_neighbors, S = table_keys.numel();
-  if (M == 0 || K == 0 || points.size(0) == 0) return out;
-  const at::Tensor& q = queries;
-  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_index_query_cpu", [&] {
-    const scalar_t* qp = q.data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES(queries.scalar_type(), "radius_index_query_cpu", [&] {
+    const scalar_t* qp = queries.data_ptr<scalar_t>();
     const scalar_t* pp = points.data_ptr<scalar_t>();
     const int64_t* keys = table_keys.data_ptr<int64_t>();
     const int64_t* heads = table_heads.data_ptr<int64_t>();
     const int64_t* nslot = node_slot.data_ptr<int64_t>();
     const int64_t* nnext = node_next.data_ptr<int64_t>();
     const int64_t* snode = slot_node.data_ptr<int64_t>();
-    int64_t* ip = idx.data_ptr<int64_t>();
-    scalar_t* dp = dist.data_ptr<scalar_t>();
+    int64_t* ip = out.idx.data_ptr<int64_t>();
+    scalar_t* dp = out.dist.data_ptr<scalar_t>();
     // about 1 ms of work per chunk: a frame of a few thousand queries runs inline, without waking
     // the thread pool (on a loaded machine each parallel region waits for the scheduler)
     at::parallel_for(0, M, 4096, [&](int64_t begin, int64_t end) {
@@ -87,7 +85,7 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_cpu(const at::Tensor& tabl
       }
     });
   });
-  return {idx, dist};
+  return {out.idx, out.dist};
 }
 
 }  // namespace

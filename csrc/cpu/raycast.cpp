@@ -15,10 +15,9 @@ std::tuple<at::Tensor, at::Tensor> raycast_cpu(const at::Tensor& labels, const a
                                                const at::Tensor& directions, at::ArrayRef<double> grid_origin,
                                                at::ArrayRef<double> voxel_size, int64_t empty_label,
                                                double max_distance) {
-  check_raycast_inputs(labels, origins, directions, grid_origin, voxel_size);
+  at::Tensor distance, hit_label;
+  std::tie(distance, hit_label) = raycast_outputs(labels, origins, directions, grid_origin, voxel_size);
   const int64_t B = origins.size(0), R = origins.size(1);
-  auto distance = at::empty({B, R}, origins.options());
-  auto hit_label = at::empty({B, R}, origins.options().dtype(at::kLong));
   const int64_t shape[3] = {labels.size(1), labels.size(2), labels.size(3)};
   const int64_t voxels = shape[0] * shape[1] * shape[2];
   if (B * R == 0) return {distance, hit_label};

@@ -14,9 +14,8 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> snog_accept_cpu(const at::Tensor& candidates,
                                                     const at::Tensor& positions,
                                                     const at::Tensor& count, int64_t patch_size) {
-  snog_check_inputs(candidates, positions, count, patch_size);
-  auto out_pos = positions.clone();
-  auto out_count = count.clone();
+  at::Tensor out_pos, out_count;
+  std::tie(out_pos, out_count) = snog_accept_outputs(candidates, positions, count, patch_size);
   const int64_t B = candidates.size(0), T = candidates.size(1);
   const int32_t P = static_cast<int32_t>(out_pos.size(1));
   const int64_t min_dist2 = 2 * patch_size * patch_size;

@@ -51,7 +51,7 @@ struct BoxWalker {
 };
 
 template <typename T>
-__global__ void forward_kernel(DeviceInputs<T> in, T* occupancy, T* probs, T* weight, T* log_t, int32_t* n_opaque) {
+__global__ void forward_kernel(Inputs<T> in, T* occupancy, T* probs, T* weight, T* log_t, int32_t* n_opaque) {
   const int lane = threadIdx.x & 31;
   const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (i >= in.B * in.N) return;  // uniform over the warp
@@ -126,7 +126,7 @@ __global__ void voxel_grad_kernel(Params<T> p, int64_t C, int64_t count, int64_t
 }
 
 template <typename T>
-__global__ void backward_kernel(DeviceInputs<T> in, const VoxelGrad<T>* vgrad, StridedGrad<T> g_probs,
+__global__ void backward_kernel(Inputs<T> in, const VoxelGrad<T>* vgrad, StridedGrad<T> g_probs,
                                 const T* log_t, const int32_t* n_opaque, T* g_means, T* g_quats, T* g_scales,
                                 T* g_opacities, T* g_features) {
   const int lane = threadIdx.x & 31;
@@ -206,7 +206,7 @@ int64_t voxel_blocks(int64_t voxels) { return (voxels + kVoxelThreads - 1) / kVo
 }  // namespace
 
 template <typename T>
-void launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
+void launch_accumulate_forward(const Inputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
                                int32_t* n_opaque, cudaStream_t stream) {
   const int64_t gaussians = in.B * in.N;
   if (gaussians > 0) {
@@ -221,7 +221,7 @@ void launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs
 }
 
 template <typename T>
-void launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const T* weight, const T* log_t,
+void launch_accumulate_backward(const Inputs<T>& in, const T* probs, const T* weight, const T* log_t,
                                 const int32_t* n_opaque, StridedGrad<T> g_occupancy, StridedGrad<T> g_probs,
                                 VoxelGrad<T>* vgrad, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
                                 T* g_features, cudaStream_t stream) {
@@ -239,8 +239,8 @@ void launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const
 }
 
 #define GAUSSOCC_INSTANTIATE(T)                                                                              \
-  template void launch_accumulate_forward<T>(const DeviceInputs<T>&, T*, T*, T*, T*, int32_t*, cudaStream_t); \
-  template void launch_accumulate_backward<T>(const DeviceInputs<T>&, const T*, const T*, const T*,            \
+  template void launch_accumulate_forward<T>(const Inputs<T>&, T*, T*, T*, T*, int32_t*, cudaStream_t); \
+  template void launch_accumulate_backward<T>(const Inputs<T>&, const T*, const T*, const T*,            \
                                               const int32_t*, StridedGrad<T>, StridedGrad<T>, VoxelGrad<T>*,   \
                                               T*, T*, T*, T*, T*, cudaStream_t);
 

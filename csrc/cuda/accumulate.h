@@ -11,19 +11,6 @@
 namespace gaussocc {
 namespace accum {
 
-template <typename T>
-struct DeviceInputs {
-  const T* means;      // [B, N, 3]
-  const T* quats;      // [B, N, 4]
-  const T* scales;     // [B, N, 3]
-  const T* opacities;  // [B, N]
-  const T* features;   // [B, N, C]
-  const bool* valid;   // [B, N]
-  int64_t B, N, C;
-  Grid<T> grid;
-  Params<T> p;
-};
-
 // A [B, V] or [B, V, channels] gradient read through its element strides (s2 unused for [B, V]).
 template <typename T>
 struct StridedGrad {
@@ -35,14 +22,14 @@ struct StridedGrad {
 // occupancy [B, V], probs [B, V, C + 1] (probabilistic modes) or [B, V, C]; weight, log_t,
 // n_opaque [B, V] (probabilistic modes; unused otherwise).
 template <typename T>
-void launch_accumulate_forward(const DeviceInputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
+void launch_accumulate_forward(const Inputs<T>& in, T* occupancy, T* probs, T* weight, T* log_t,
                                int32_t* n_opaque, cudaStream_t stream);
 
 // probs, weight, log_t, n_opaque: the forward's outputs (the last three unused in additive mode);
 // vgrad: [B, V] scratch of per-voxel factors. Gradients must be zero-filled: g_means [B, N, 3],
 // g_quats [B, N, 4], g_scales [B, N, 3], g_opacities [B, N], g_features [B, N, C].
 template <typename T>
-void launch_accumulate_backward(const DeviceInputs<T>& in, const T* probs, const T* weight, const T* log_t,
+void launch_accumulate_backward(const Inputs<T>& in, const T* probs, const T* weight, const T* log_t,
                                 const int32_t* n_opaque, StridedGrad<T> g_occupancy, StridedGrad<T> g_probs,
                                 VoxelGrad<T>* vgrad, T* g_means, T* g_quats, T* g_scales, T* g_opacities,
                                 T* g_features, cudaStream_t stream);

@@ -6,22 +6,11 @@
 #include <torch/library.h>
 
 #include "cuda/accumulate.h"
-#include "ops/accumulate_checks.h"
+#include "ops/accumulate.h"
 
 namespace gaussocc {
 namespace accum {
 namespace {
-
-template <typename T>
-DeviceInputs<T> device_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
-                              const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& valid,
-                              const Sizes& sz, at::ArrayRef<double> origin, at::ArrayRef<double> voxel_size,
-                              at::IntArrayRef shape, double radius, int64_t mode, int64_t empty_index,
-                              double fill) {
-  return {means.data_ptr<T>(), quats.data_ptr<T>(), scales.data_ptr<T>(), opacities.data_ptr<T>(),
-          features.data_ptr<T>(), valid.data_ptr<bool>(), sz.B, sz.N, sz.C,
-          make_grid<T>(origin, voxel_size, shape), make_params<T>(radius, mode, empty_index, fill)};
-}
 
 template <typename T>
 StridedGrad<T> strided(const at::Tensor& t) {
@@ -40,8 +29,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
   const Outputs out = allocate_outputs(means, sz, mode);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_cuda", [&] {
-    const auto in = device_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin,
-                                            voxel_size, shape, radius, mode, empty_index, fill);
+    const auto in = load_inputs<scalar_t>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size,
+                                          shape, radius, mode, empty_index, fill);
     launch_accumulate_forward<scalar_t>(in, out.occupancy.data_ptr<scalar_t>(), out.probs.data_ptr<scalar_t>(),
                                         out.weight.data_ptr<scalar_t>(), out.log_t.data_ptr<scalar_t>(),
                                         out.n_opaque.data_ptr<int32_t>(), stream);
@@ -61,26 +50,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> accumulat
                                 radius, mode, empty_index);
   check_backward_inputs(means, sz, mode, probs, weight, log_t, n_opaque, g_occ, g_probs);
   const c10::cuda::CUDAGuard guard(means.device());
-  auto g_means = at::zeros_like(means);
-  auto g_quats = at::zeros_like(quats);
-  auto g_scales = at::zeros_like(scales);
-  auto g_opacities = at::zeros_like(opacities);
-  auto g_features = at::zeros_like(features);
-  auto vgrad = at::empty({sz.B, sz.V, 3}, means.options());
+  const Grads g = allocate_grads(means, quats, scales, opacities, features, sz);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "accumulate_gaussians_backward_cuda", [&] {
     using T = scalar_t;
-    const auto in = device_inputs<T>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size,
-                                     shape, radius, mode, empty_index, fill);
+    const auto in = load_inputs<T>(means, quats, scales, opacities, features, valid, sz, origin, voxel_size, shape,
+                                   radius, mode, empty_index, fill);
     const bool prob = mode != kAdditive;
     launch_accumulate_backward<T>(
         in, probs.data_ptr<T>(), prob ? weight.data_ptr<T>() : nullptr, prob ? log_t.data_ptr<T>() : nullptr,
         prob ? n_opaque.data_ptr<int32_t>() : nullptr, strided<T>(g_occ), strided<T>(g_probs),
-        reinterpret_cast<VoxelGrad<T>*>(vgrad.data_ptr<T>()), g_means.data_ptr<T>(), g_quats.data_ptr<T>(),
-        g_scales.data_ptr<T>(), g_opacities.data_ptr<T>(), g_features.data_ptr<T>(), stream);
+        reinterpret_cast<VoxelGrad<T>*>(g.vgrad.data_ptr<T>()), g.means.data_ptr<T>(), g.quats.data_ptr<T>(),
+        g.scales.data_ptr<T>(), g.opacities.data_ptr<T>(), g.features.data_ptr<T>(), stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {g_means, g_quats, g_scales, g_opacities, g_features};
+  return {g.means, g.quats, g.scales, g.opacities, g.features};
 }
 
 }  // namespace

@@ -99,18 +99,10 @@ __global__ void backward_kernel(const T* __restrict__ grad_out, const T* __restr
     grad_d_proj_k[s] = gg.d_proj;
     grad_alpha_k[s] = gg.alpha;
     grad_sigma_k[s] = gg.sigma;
-    T gx = T(0), gy = T(0);
+    sample_position_grad(taps, tap_dot, coef, gg.d_pred, D, grad_offsets + 2 * s, grad_offsets + 2 * s + 1);
     T* gD = grad_depth + b * H * W;
-    for (int t = 0; t < 4; ++t) {
-      const int64_t idx = taps.index[t];
-      if (idx < 0) continue;
-      const T through_tap = coef * tap_dot[t] + gg.d_pred * D[idx];
-      gx += taps.dweight_dx[t] * through_tap;
-      gy += taps.dweight_dy[t] * through_tap;
-      atomicAdd(gD + idx, gg.d_pred * taps.weight[t]);
-    }
-    grad_offsets[2 * s] = gx;
-    grad_offsets[2 * s + 1] = gy;
+    for (int t = 0; t < 4; ++t)
+      if (taps.index[t] >= 0) atomicAdd(gD + taps.index[t], gg.d_pred * taps.weight[t]);
   }
   for (int t = 0; t < 4; ++t) {
     const int64_t idx = taps.index[t];
@@ -123,43 +115,28 @@ __global__ void backward_kernel(const T* __restrict__ grad_out, const T* __restr
 }  // namespace
 
 template <typename T>
-void soft_gated_lift_forward(const T* features, const T* depth, const T* ref_points,
-                             const T* d_proj, const bool* valid, const T* offsets, const T* attn,
-                             const T* alpha, const T* sigma, int64_t B, int64_t H, int64_t W,
-                             int64_t C, int64_t Q, int64_t K, T* out, cudaStream_t stream) {
-  const int64_t total = B * Q * C;
-  if (total == 0 || K == 0) return;
+void soft_gated_lift_forward(const LiftArgs<T>& a, T* out, cudaStream_t stream) {
+  const int64_t total = a.B * a.Q * a.C;
+  if (total == 0 || a.K == 0) return;
   const int64_t blocks = ceil_div(total, kThreads);
   forward_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma, H, W, C, Q, K,
-      total, out);
+      a.features, a.depth, a.ref_points, a.d_proj, a.valid, a.offsets, a.attn, a.alpha, a.sigma, a.H, a.W, a.C, a.Q,
+      a.K, total, out);
 }
 
 template <typename T>
-void soft_gated_lift_backward(const T* grad_out, const T* features, const T* depth,
-                              const T* ref_points, const T* d_proj, const bool* valid,
-                              const T* offsets, const T* attn, const T* alpha, const T* sigma,
-                              int64_t B, int64_t H, int64_t W, int64_t C, int64_t Q, int64_t K,
-                              T* grad_features, T* grad_depth, T* grad_d_proj_k, T* grad_offsets,
-                              T* grad_attn, T* grad_alpha_k, T* grad_sigma_k, cudaStream_t stream) {
-  const int64_t num_samples = B * Q * K;
+void soft_gated_lift_backward(const LiftArgs<T>& a, const T* grad_out, const LiftGrads<T>& g, cudaStream_t stream) {
+  const int64_t num_samples = a.B * a.Q * a.K;
   if (num_samples == 0) return;
   const int64_t blocks = ceil_div(num_samples * kWarp, kThreads);
   backward_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      grad_out, features, depth, ref_points, d_proj, valid, offsets, attn, alpha, sigma, H, W, C,
-      Q, K, num_samples, grad_features, grad_depth, grad_d_proj_k, grad_offsets, grad_attn,
-      grad_alpha_k, grad_sigma_k);
+      grad_out, a.features, a.depth, a.ref_points, a.d_proj, a.valid, a.offsets, a.attn, a.alpha, a.sigma, a.H, a.W,
+      a.C, a.Q, a.K, num_samples, g.features, g.depth, g.d_proj_k, g.offsets, g.attn, g.alpha_k, g.sigma_k);
 }
 
-#define GAUSSOCC_INSTANTIATE_LIFT(T)                                                              \
-  template void soft_gated_lift_forward<T>(const T*, const T*, const T*, const T*, const bool*,   \
-                                           const T*, const T*, const T*, const T*, int64_t,       \
-                                           int64_t, int64_t, int64_t, int64_t, int64_t, T*,       \
-                                           cudaStream_t);                                         \
-  template void soft_gated_lift_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
-                                            const bool*, const T*, const T*, const T*, const T*,  \
-                                            int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                            T*, T*, T*, T*, T*, T*, T*, cudaStream_t);
+#define GAUSSOCC_INSTANTIATE_LIFT(T)                                                                       \
+  template void soft_gated_lift_forward<T>(const LiftArgs<T>&, T*, cudaStream_t);                          \
+  template void soft_gated_lift_backward<T>(const LiftArgs<T>&, const T*, const LiftGrads<T>&, cudaStream_t);
 
 GAUSSOCC_INSTANTIATE_LIFT(float)
 GAUSSOCC_INSTANTIATE_LIFT(double)

@@ -18,22 +18,18 @@ std::tuple<at::Tensor, at::Tensor> radius_neighbors_cuda(const at::Tensor& queri
                                                           double radius, int64_t max_neighbors, double cell_size) {
   TORCH_CHECK(queries.is_cuda(), "radius_neighbors: expected CUDA tensors, got ", queries.device());
   const c10::cuda::CUDAGuard guard(queries.device());
-  at::Tensor idx, dist;
-  std::tie(idx, dist) = radius_neighbors_outputs(queries, points, radius, max_neighbors, cell_size);
-  const int64_t B = queries.size(0), M = queries.size(1), N = points.size(1), K = max_neighbors;
-  if (B == 0 || M == 0 || N == 0 || K == 0) return {idx, dist};
-  const at::Tensor& q = queries;
-  const at::Tensor& p = points;
-  at::Tensor grid, keys, order;
-  std::tie(grid, keys, order) = build_radius_grid(p, radius, cell_size);
+  const RadiusSearch s = prepare_radius_neighbors(queries, points, radius, max_neighbors, cell_size);
+  if (s.empty) return {s.idx, s.dist};
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "radius_neighbors_cuda", [&] {
-    launch_radius_neighbors<scalar_t>(
-        q.data_ptr<scalar_t>(), p.data_ptr<scalar_t>(), grid.data_ptr<double>(), keys.data_ptr<int64_t>(),
-        order.data_ptr<int64_t>(), B, M, N, radius, K, idx.data_ptr<int64_t>(), dist.data_ptr<scalar_t>(), stream);
+  AT_DISPATCH_FLOATING_TYPES(queries.scalar_type(), "radius_neighbors_cuda", [&] {
+    launch_radius_neighbors<scalar_t>(queries.data_ptr<scalar_t>(), points.data_ptr<scalar_t>(),
+                                      s.grid.data_ptr<double>(), s.keys.data_ptr<int64_t>(),
+                                      s.order.data_ptr<int64_t>(), queries.size(0), queries.size(1), points.size(1),
+                                      radius, max_neighbors, s.idx.data_ptr<int64_t>(), s.dist.data_ptr<scalar_t>(),
+                                      stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {idx, dist};
+  return {s.idx, s.dist};
 }
 
 }  // namespace

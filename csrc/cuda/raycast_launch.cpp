@@ -18,12 +18,11 @@ std::tuple<at::Tensor, at::Tensor> raycast_cuda(const at::Tensor& labels, const 
                                                 const at::Tensor& directions, at::ArrayRef<double> grid_origin,
                                                 at::ArrayRef<double> voxel_size, int64_t empty_label,
                                                 double max_distance) {
-  check_raycast_inputs(labels, origins, directions, grid_origin, voxel_size);
   TORCH_CHECK(origins.is_cuda(), "raycast: expected CUDA tensors, got ", origins.device());
   const c10::cuda::CUDAGuard guard(origins.device());
+  at::Tensor distance, hit_label;
+  std::tie(distance, hit_label) = raycast_outputs(labels, origins, directions, grid_origin, voxel_size);
   const int64_t B = origins.size(0), R = origins.size(1);
-  auto distance = at::empty({B, R}, origins.options());
-  auto hit_label = at::empty({B, R}, origins.options().dtype(at::kLong));
   if (B * R == 0) return {distance, hit_label};
   const int64_t shape[3] = {labels.size(1), labels.size(2), labels.size(3)};
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();

@@ -30,21 +30,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_gaussians_cud
     double eps2d, bool ortho) {
   const auto sz = check_project_inputs(means, quats, scales, opacities, viewmats, Ks, height, width);
   const c10::cuda::CUDAGuard guard(means.device());
-  auto means2d = at::empty({sz.B, sz.V, sz.N, 2}, means.options());
-  auto conics = at::empty({sz.B, sz.V, sz.N, 3}, means.options());
-  auto depths = at::empty({sz.B, sz.V, sz.N}, means.options());
-  auto radii = at::empty({sz.B, sz.V, sz.N, 2}, means.options().dtype(at::kInt));
+  const ProjectOutputs out = project_outputs(means, sz);
   auto stream = at::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_gaussians_cuda", [&] {
     cuda::project_forward<scalar_t>(means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(),
                                     scales.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
                                     viewmats.data_ptr<scalar_t>(), Ks.data_ptr<scalar_t>(), sz.B, sz.V, sz.N,
                                     (int)width, (int)height, (scalar_t)near, (scalar_t)far, (scalar_t)eps2d, ortho,
-                                    means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
-                                    depths.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), stream);
+                                    out.means2d.data_ptr<scalar_t>(), out.conics.data_ptr<scalar_t>(),
+                                    out.depths.data_ptr<scalar_t>(), out.radii.data_ptr<int32_t>(), stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {means2d, conics, depths, radii};
+  return {out.means2d, out.conics, out.depths, out.radii};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_gaussians_backward_cuda(
@@ -80,10 +77,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   const auto s = tile_shape(sz.B * sz.V, sz.N, height, width, tile_size);
   auto opts = means2d.options();
   auto stream = at::cuda::getCurrentCUDAStream().stream();
-  auto out_feat = at::empty({sz.B, sz.V, height, width, sz.C}, opts);
-  auto out_depth = at::empty({sz.B, sz.V, height, width}, opts);
-  auto out_alpha = at::empty({sz.B, sz.V, height, width}, opts);
-  auto last_ids = at::empty({sz.B, sz.V, height, width}, opts.dtype(at::kInt));
+  const RasterOutputs out = raster_outputs(means2d, sz, height, width);
   auto offsets = at::empty({s.images * s.tiles + 1}, opts.dtype(at::kLong));
   at::Tensor ids;
   // Binning (splat.h): each scratch buffer is released as soon as the next step no longer needs
@@ -148,12 +142,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     cuda::rasterize_forward<scalar_t>(s, sz.V, sz.C, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
                                       depths.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
                                       features.data_ptr<scalar_t>(), offsets.data_ptr<int64_t>(),
-                                      ids.data_ptr<int32_t>(), out_feat.data_ptr<scalar_t>(),
-                                      out_depth.data_ptr<scalar_t>(), out_alpha.data_ptr<scalar_t>(),
-                                      last_ids.data_ptr<int32_t>(), stream);
+                                      ids.data_ptr<int32_t>(), out.features.data_ptr<scalar_t>(),
+                                      out.depth.data_ptr<scalar_t>(), out.alpha.data_ptr<scalar_t>(),
+                                      out.last_ids.data_ptr<int32_t>(), stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {out_feat, out_depth, out_alpha, last_ids, offsets, ids};
+  return {out.features, out.depth, out.alpha, out.last_ids, offsets, ids};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cuda(
@@ -165,24 +159,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
                                                ids, g_feat, g_depth, g_alpha, height, width, tile_size);
   const c10::cuda::CUDAGuard guard(means2d.device());
   const auto s = tile_shape(sz.B * sz.V, sz.N, height, width, tile_size);
-  const auto dt = means2d.scalar_type();
-  auto g_means2d = at::zeros_like(means2d);
-  auto g_conics = at::zeros_like(conics);
-  auto g_depths = at::zeros_like(depths);
-  auto g_opac = at::zeros_like(opacities);
-  auto g_features = at::zeros_like(features);
+  const RasterGrads g = raster_grads(means2d, conics, depths, opacities, features);
   auto stream = at::cuda::getCurrentCUDAStream().stream();
-  AT_DISPATCH_FLOATING_TYPES(dt, "rasterize_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_backward_cuda", [&] {
     cuda::rasterize_backward<scalar_t>(
         s, sz.V, sz.C, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
         opacities.data_ptr<scalar_t>(), features.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
         last_ids.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), ids.data_ptr<int32_t>(),
         g_feat.data_ptr<scalar_t>(), g_depth.data_ptr<scalar_t>(), g_alpha.data_ptr<scalar_t>(),
-        g_means2d.data_ptr<scalar_t>(), g_conics.data_ptr<scalar_t>(), g_depths.data_ptr<scalar_t>(),
-        g_opac.data_ptr<scalar_t>(), g_features.data_ptr<scalar_t>(), stream);
+        g.means2d.data_ptr<scalar_t>(), g.conics.data_ptr<scalar_t>(), g.depths.data_ptr<scalar_t>(),
+        g.opacities.data_ptr<scalar_t>(), g.features.data_ptr<scalar_t>(), stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {g_means2d, g_conics, g_depths, g_opac, g_features};
+  return {g.means2d, g.conics, g.depths, g.opacities, g.features};
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 //
 // Contiguity policy: every kernel takes contiguous tensors and checks that it got them (a
 // non-contiguous argument is an error naming it); no kernel copies its inputs into a contiguous
-// layout behind the caller's back. The Python wrappers pass contiguous tensors.
+// layout behind the caller's back. The Python wrappers pass contiguous tensors. The one exception:
+// output gradients that a backward reads through their strides (check_tensor_any_strides).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -24,14 +25,21 @@ inline std::string dtype_name(at::ScalarType dtype) {
   return "torch." + std::string(c10::getDtypeNames(dtype).first);
 }
 
-// `t` has exactly `shape` and `dtype`, lives on `device` and is contiguous. Errors read
-// "<op>: <name> must ...".
-inline void check_tensor(const char* op, const at::Tensor& t, const char* name, at::IntArrayRef shape,
-                         at::ScalarType dtype, const at::Device& device) {
+// `t` has exactly `shape` and `dtype` and lives on `device`, with any strides: the one exception
+// to the contiguity policy, for output gradients that a backward reads through their strides (so
+// that a permuted gradient needs no copy). Errors read "<op>: <name> must ...".
+inline void check_tensor_any_strides(const char* op, const at::Tensor& t, const char* name, at::IntArrayRef shape,
+                                     at::ScalarType dtype, const at::Device& device) {
   TORCH_CHECK(t.device() == device, op, ": ", name, " must be on ", device, ", got ", t.device());
   TORCH_CHECK(t.scalar_type() == dtype, op, ": ", name, " must have dtype ", dtype_name(dtype), ", got ",
               dtype_name(t.scalar_type()));
   TORCH_CHECK(t.sizes() == shape, op, ": ", name, " must have shape ", shape, ", got ", t.sizes());
+}
+
+// `t` has exactly `shape` and `dtype`, lives on `device` and is contiguous.
+inline void check_tensor(const char* op, const at::Tensor& t, const char* name, at::IntArrayRef shape,
+                         at::ScalarType dtype, const at::Device& device) {
+  check_tensor_any_strides(op, t, name, shape, dtype, device);
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 

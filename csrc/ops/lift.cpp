@@ -17,11 +17,9 @@
 
 namespace gaussocc {
 
-void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& depth,
-                                  const at::Tensor& ref_points, const at::Tensor& d_proj,
-                                  const at::Tensor& valid, const at::Tensor& offsets,
-                                  const at::Tensor& attn, const at::Tensor& alpha,
-                                  const at::Tensor& sigma) {
+void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& depth, const at::Tensor& ref_points,
+                                  const at::Tensor& d_proj, const at::Tensor& valid, const at::Tensor& offsets,
+                                  const at::Tensor& attn, const at::Tensor& alpha, const at::Tensor& sigma) {
   const char* op = "soft_gated_lift";
   check_dim(op, features, "features", 4, "[B, H, W, C]");
   check_dim(op, offsets, "offsets", 4, "[B, Q, K, 2]");
@@ -42,8 +40,7 @@ void check_soft_gated_lift_inputs(const at::Tensor& features, const at::Tensor& 
   check_tensor(op, sigma, "sigma", sigma.sizes(), dt, dev);
 }
 
-void check_soft_gated_lift_grad(const at::Tensor& grad_out, const at::Tensor& features,
-                                const at::Tensor& offsets) {
+void check_soft_gated_lift_grad(const at::Tensor& grad_out, const at::Tensor& features, const at::Tensor& offsets) {
   check_tensor("soft_gated_lift_backward", grad_out, "grad_out",
                {features.size(0), offsets.size(1), features.size(3)}, features.scalar_type(), features.device());
 }

@@ -5,50 +5,51 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "ops/checks.h"
 
 namespace gaussocc {
 
-void check_memory_fuse_inputs(const at::Tensor& means, const at::Tensor& scales, const at::Tensor& quats,
-                              const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& confidence,
-                              const at::Tensor& observations, const at::Tensor& last_seen, const at::Tensor& tags,
-                              const at::Tensor& new_means, const at::Tensor& new_scales, const at::Tensor& new_quats,
-                              const at::Tensor& new_opacities, const at::Tensor& new_features,
-                              const at::Tensor& new_confidence, const at::Tensor& new_tags, const at::Tensor& targets,
-                              const at::Tensor& offsets, const at::Tensor& pair_new, const at::Tensor& coef,
-                              double gamma) {
+void check_memory_fuse_inputs(const FuseTensors& t, double gamma) {
   const char* op = "memory_fuse";
-  check_dim(op, means, "means", 2, "[cap, 3]");
-  check_dim(op, features, "features", 2, "[cap, C]");
-  check_dim(op, new_means, "new_means", 2, "[n, 3]");
-  check_float_dtype(op, means, "means");
-  const at::ScalarType T = means.scalar_type();
-  const auto dev = means.device();
-  const int64_t cap = means.size(0), C = features.size(1), n = new_means.size(0);
-  check_tensor(op, means, "means", {cap, 3}, T, dev);
-  check_tensor(op, scales, "scales", {cap, 3}, T, dev);
-  check_tensor(op, quats, "quats", {cap, 4}, T, dev);
-  check_tensor(op, opacities, "opacities", {cap}, T, dev);
-  check_tensor(op, features, "features", {cap, C}, T, dev);
-  check_tensor(op, confidence, "confidence", {cap}, T, dev);
-  check_tensor(op, observations, "observations", {cap}, at::kLong, dev);
-  check_tensor(op, last_seen, "last_seen", {cap}, at::kLong, dev);
-  check_tensor(op, tags, "tags", {cap}, at::kBool, dev);
-  check_tensor(op, new_means, "new_means", {n, 3}, T, dev);
-  check_tensor(op, new_scales, "new_scales", {n, 3}, T, dev);
-  check_tensor(op, new_quats, "new_quats", {n, 4}, T, dev);
-  check_tensor(op, new_opacities, "new_opacities", {n}, T, dev);
-  check_tensor(op, new_features, "new_features", {n, C}, T, dev);
-  check_tensor(op, new_confidence, "new_confidence", {n}, T, dev);
-  check_tensor(op, new_tags, "new_tags", {n}, at::kBool, dev);
-  const int64_t num_targets = targets.numel();
-  check_tensor(op, targets, "targets", {num_targets}, at::kLong, dev);
-  check_tensor(op, offsets, "offsets", {num_targets + 1}, at::kLong, dev);
-  check_tensor(op, pair_new, "pair_new", {pair_new.numel()}, at::kLong, dev);
-  TORCH_CHECK(coef.numel() == 0 || coef.numel() == num_targets, op, ": coef must be empty or [", num_targets,
-              "], got ", coef.sizes());
-  if (coef.numel()) check_tensor(op, coef, "coef", {num_targets}, T, dev);
+  check_dim(op, t.means, "means", 2, "[cap, 3]");
+  check_dim(op, t.features, "features", 2, "[cap, C]");
+  check_dim(op, t.new_means, "new_means", 2, "[n, 3]");
+  check_float_dtype(op, t.means, "means");
+  const at::ScalarType T = t.means.scalar_type();
+  const auto dev = t.means.device();
+  const int64_t C = t.features.size(1);
+  // the float per-Gaussian tensors of the memory (rows = cap) and of the frame (rows = n):
+  // [rows, width], or [rows] for width -1; then the int and bool ones of the memory, the frame's tags
+  const struct {
+    const at::Tensor& memory;
+    const at::Tensor& frame;
+    const char* name;
+    int64_t width;
+  } gaussians[] = {{t.means, t.new_means, "means", 3},          {t.scales, t.new_scales, "scales", 3},
+                   {t.quats, t.new_quats, "quats", 4},          {t.opacities, t.new_opacities, "opacities", -1},
+                   {t.features, t.new_features, "features", C}, {t.confidence, t.new_confidence, "confidence", -1}};
+  const int64_t cap = t.means.size(0), n = t.new_means.size(0);
+  const auto shape = [](int64_t rows, int64_t width) {
+    return width < 0 ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, width};
+  };
+  for (const auto& g : gaussians) {
+    check_tensor(op, g.memory, g.name, shape(cap, g.width), T, dev);
+    check_tensor(op, g.frame, ("new_" + std::string(g.name)).c_str(), shape(n, g.width), T, dev);
+  }
+  check_tensor(op, t.observations, "observations", {cap}, at::kLong, dev);
+  check_tensor(op, t.last_seen, "last_seen", {cap}, at::kLong, dev);
+  check_tensor(op, t.tags, "tags", {cap}, at::kBool, dev);
+  check_tensor(op, t.new_tags, "new_tags", {n}, at::kBool, dev);
+  const int64_t num_targets = t.targets.numel();
+  check_tensor(op, t.targets, "targets", {num_targets}, at::kLong, dev);
+  check_tensor(op, t.offsets, "offsets", {num_targets + 1}, at::kLong, dev);
+  check_tensor(op, t.pair_new, "pair_new", {t.pair_new.numel()}, at::kLong, dev);
+  TORCH_CHECK(t.coef.numel() == 0 || t.coef.numel() == num_targets, op, ": coef must be empty or [", num_targets,
+              "], got ", t.coef.sizes());
+  if (t.coef.numel()) check_tensor(op, t.coef, "coef", {num_targets}, T, dev);
   TORCH_CHECK(std::isfinite(gamma) && gamma > 0 && gamma < 1, op, ": gamma must lie in (0, 1), got ", gamma);
 }
 

@@ -10,6 +10,8 @@
 
 namespace gaussocc {
 
+namespace {
+
 std::tuple<at::Tensor, at::Tensor> radius_neighbors_outputs(const at::Tensor& queries, const at::Tensor& points,
                                                              double radius, int64_t max_neighbors, double cell_size) {
   const char* op = "radius_neighbors";
@@ -48,6 +50,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_radius_grid(const at::Tenso
                           coords.select(2, 2);
   auto sorted = at::sort(keys, /*stable=*/true, /*dim=*/1, /*descending=*/false);
   return {grid, std::get<0>(sorted).contiguous(), std::get<1>(sorted).contiguous()};
+}
+
+}  // namespace
+
+RadiusSearch prepare_radius_neighbors(const at::Tensor& queries, const at::Tensor& points, double radius,
+                                      int64_t max_neighbors, double cell_size) {
+  RadiusSearch s;
+  std::tie(s.idx, s.dist) = radius_neighbors_outputs(queries, points, radius, max_neighbors, cell_size);
+  s.empty = queries.size(0) == 0 || queries.size(1) == 0 || points.size(1) == 0 || max_neighbors == 0;
+  if (!s.empty) std::tie(s.grid, s.keys, s.order) = build_radius_grid(points, radius, cell_size);
+  return s;
 }
 
 }  // namespace gaussocc

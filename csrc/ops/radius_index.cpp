@@ -51,12 +51,10 @@ void check_radius_index_insert(const at::Tensor& slot_cell, const at::Tensor& no
   check_tensor(op, node_count, "node_count", {1}, at::kLong, slot_node.device());
 }
 
-std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& table_keys,
-                                                               const at::Tensor& table_heads,
-                                                               const at::Tensor& node_slot, const at::Tensor& node_next,
-                                                               const at::Tensor& slot_node, const at::Tensor& points,
-                                                               const at::Tensor& queries, double cell_size,
-                                                               double radius, int64_t max_neighbors) {
+IndexQuery radius_index_query_outputs(const at::Tensor& table_keys, const at::Tensor& table_heads,
+                                      const at::Tensor& node_slot, const at::Tensor& node_next,
+                                      const at::Tensor& slot_node, const at::Tensor& points, const at::Tensor& queries,
+                                      double cell_size, double radius, int64_t max_neighbors) {
   const char* op = "radius_index_query";
   check_radius_index_state(op, table_keys, table_heads, node_slot, node_next, slot_node, points, cell_size);
   check_dim(op, queries, "queries", 2, "[M, 3]");
@@ -65,7 +63,8 @@ std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& 
   TORCH_CHECK(std::isfinite(radius) && radius >= 0, op, ": radius must be finite and >= 0, got ", radius);
   TORCH_CHECK(max_neighbors >= 0, op, ": max_neighbors must be >= 0, got ", max_neighbors);
   return {at::full({M, max_neighbors}, -1, queries.options().dtype(at::kLong)),
-          at::full({M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options())};
+          at::full({M, max_neighbors}, std::numeric_limits<double>::infinity(), queries.options()),
+          M == 0 || max_neighbors == 0 || points.size(0) == 0};
 }
 
 }  // namespace gaussocc

@@ -19,14 +19,19 @@ void check_radius_index_state(const char* op, const at::Tensor& table_keys, cons
 void check_radius_index_insert(const at::Tensor& slot_cell, const at::Tensor& node_count,
                                const at::Tensor& slot_node, const at::Tensor& slots);
 
+// A checked radius_index_query: its outputs filled with the padding, slots [M, K] = -1 (int64) and
+// distances [M, K] = inf, and whether there is nothing to search (no query, no neighbour wanted,
+// no point).
+struct IndexQuery {
+  at::Tensor idx, dist;
+  bool empty;
+};
+
 // Checks the state (as above) and queries [M, 3] (the dtype and device of `points`; radius finite
-// >= 0, max_neighbors >= 0) of a query; returns its outputs filled with the padding: slots [M, K]
-// = -1 (int64) and distances [M, K] = inf.
-std::tuple<at::Tensor, at::Tensor> radius_index_query_outputs(const at::Tensor& table_keys,
-                                                               const at::Tensor& table_heads,
-                                                               const at::Tensor& node_slot, const at::Tensor& node_next,
-                                                               const at::Tensor& slot_node, const at::Tensor& points,
-                                                               const at::Tensor& queries, double cell_size,
-                                                               double radius, int64_t max_neighbors);
+// >= 0, max_neighbors >= 0) of a query; returns its outputs.
+IndexQuery radius_index_query_outputs(const at::Tensor& table_keys, const at::Tensor& table_heads,
+                                      const at::Tensor& node_slot, const at::Tensor& node_next,
+                                      const at::Tensor& slot_node, const at::Tensor& points, const at::Tensor& queries,
+                                      double cell_size, double radius, int64_t max_neighbors);
 
 }  // namespace gaussocc

@@ -1,15 +1,17 @@
 // Schema of the voxel ray caster (first non-empty voxel along each ray; not differentiable) and
-// its input checks (ops/raycast.h). Kernels: csrc/cpu/raycast.cpp, csrc/cuda/raycast_launch.cpp.
+// its input checks and outputs (ops/raycast.h). Kernels: csrc/cpu/raycast.cpp, csrc/cuda/raycast_launch.cpp.
 #include "ops/raycast.h"
 
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include "ops/checks.h"
 
 namespace gaussocc {
 
-void check_raycast_inputs(const at::Tensor& labels, const at::Tensor& origins, const at::Tensor& directions,
-                          at::ArrayRef<double> grid_origin, at::ArrayRef<double> voxel_size) {
+std::tuple<at::Tensor, at::Tensor> raycast_outputs(const at::Tensor& labels, const at::Tensor& origins,
+                                                   const at::Tensor& directions, at::ArrayRef<double> grid_origin,
+                                                   at::ArrayRef<double> voxel_size) {
   const char* op = "raycast";
   check_dim(op, labels, "labels", 4, "[B, X, Y, Z]");
   check_dim(op, origins, "origins", 3, "[B, R, 3]");
@@ -23,6 +25,7 @@ void check_raycast_inputs(const at::Tensor& labels, const at::Tensor& origins, c
               ": grid_origin and voxel_size must have 3 entries");
   for (int a = 0; a < 3; ++a)
     TORCH_CHECK(voxel_size[a] > 0, op, ": voxel_size must be positive, got ", voxel_size);
+  return {at::empty({B, R}, origins.options()), at::empty({B, R}, origins.options().dtype(at::kLong))};
 }
 
 }  // namespace gaussocc

@@ -1,5 +1,5 @@
-// Schema of the SNOG accept/reject op (see src/gaussocc_ops/snog.py) and its input checks
-// (ops/snog.h). Kernels: csrc/cpu/snog.cpp, csrc/cuda/snog_launch.cpp.
+// Schema of the SNOG accept/reject op (see src/gaussocc_ops/snog.py), its input checks and
+// outputs (ops/snog.h). Kernels: csrc/cpu/snog.cpp, csrc/cuda/snog_launch.cpp.
 #include "ops/snog.h"
 
 #include <torch/library.h>
@@ -10,8 +10,8 @@
 
 namespace gaussocc {
 
-void snog_check_inputs(const at::Tensor& candidates, const at::Tensor& positions, const at::Tensor& count,
-                       int64_t patch_size) {
+std::tuple<at::Tensor, at::Tensor> snog_accept_outputs(const at::Tensor& candidates, const at::Tensor& positions,
+                                                       const at::Tensor& count, int64_t patch_size) {
   const char* op = "snog_accept";
   check_dim(op, candidates, "candidates", 3, "[B, T, 2]");
   check_dim(op, positions, "positions", 3, "[B, P, 2]");
@@ -22,6 +22,7 @@ void snog_check_inputs(const at::Tensor& candidates, const at::Tensor& positions
   check_tensor(op, count, "count", {B}, at::kInt, dev);
   TORCH_CHECK(patch_size >= 1, op, ": patch_size must be >= 1, got ", patch_size);
   TORCH_CHECK(P <= INT32_MAX, op, ": too many patches");
+  return {positions.clone(), count.clone()};
 }
 
 }  // namespace gaussocc

@@ -1,8 +1,9 @@
-// Schemas of the splatting ops and their input checks (declared in ops/splat.h). Kernels:
+// Schemas of the splatting ops, their input checks and outputs (declared in ops/splat.h). Kernels:
 // csrc/cpu/splat.cpp, csrc/cuda/splat_launch.cpp. Autograd and fake kernels are registered from
 // Python (src/gaussocc_ops/_autograd/splat.py).
 #include "ops/splat.h"
 
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include "gaussocc/splat_math.h"
@@ -88,13 +89,11 @@ RasterSizes check_raster_inputs(const at::Tensor& means2d, const at::Tensor& con
   return sz;
 }
 
-RasterSizes check_raster_backward_inputs(const at::Tensor& means2d, const at::Tensor& conics,
-                                         const at::Tensor& depths, const at::Tensor& opacities,
-                                         const at::Tensor& features, const at::Tensor& alpha,
-                                         const at::Tensor& last_ids, const at::Tensor& offsets, const at::Tensor& ids,
-                                         const at::Tensor& g_feat, const at::Tensor& g_depth,
-                                         const at::Tensor& g_alpha, int64_t height, int64_t width,
-                                         int64_t tile_size) {
+RasterSizes check_raster_backward_inputs(
+    const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& opacities,
+    const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
+    const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
+    int64_t height, int64_t width, int64_t tile_size) {
   const char* op = "rasterize_backward";
   const auto sz = check_raster_common(op, means2d, conics, depths, opacities, features, height, width, tile_size);
   const auto dt = means2d.scalar_type();
@@ -109,6 +108,24 @@ RasterSizes check_raster_backward_inputs(const at::Tensor& means2d, const at::Te
   check_tensor(op, g_depth, "g_depth", {sz.B, sz.V, height, width}, dt, dev);
   check_tensor(op, g_alpha, "g_alpha", {sz.B, sz.V, height, width}, dt, dev);
   return sz;
+}
+
+ProjectOutputs project_outputs(const at::Tensor& means, const ProjectSizes& sz) {
+  const auto opts = means.options();
+  return {at::empty({sz.B, sz.V, sz.N, 2}, opts), at::empty({sz.B, sz.V, sz.N, 3}, opts),
+          at::empty({sz.B, sz.V, sz.N}, opts), at::empty({sz.B, sz.V, sz.N, 2}, opts.dtype(at::kInt))};
+}
+
+RasterOutputs raster_outputs(const at::Tensor& means2d, const RasterSizes& sz, int64_t height, int64_t width) {
+  const auto opts = means2d.options();
+  return {at::empty({sz.B, sz.V, height, width, sz.C}, opts), at::empty({sz.B, sz.V, height, width}, opts),
+          at::empty({sz.B, sz.V, height, width}, opts), at::empty({sz.B, sz.V, height, width}, opts.dtype(at::kInt))};
+}
+
+RasterGrads raster_grads(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
+                         const at::Tensor& opacities, const at::Tensor& features) {
+  return {at::zeros_like(means2d), at::zeros_like(conics), at::zeros_like(depths), at::zeros_like(opacities),
+          at::zeros_like(features)};
 }
 
 }  // namespace gaussocc

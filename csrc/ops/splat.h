@@ -1,7 +1,7 @@
-// Input checks of the splatting ops (schemas in ops/splat.cpp), shared by the CPU kernels
-// (cpu/splat.cpp) and the CUDA adapters (cuda/splat_launch.cpp). Each checks every tensor
-// argument of its op (shape, dtype, device, contiguity; see ops/checks.h) and the sizes, and
-// returns the sizes.
+// Input checks and output allocation of the splatting ops (schemas in ops/splat.cpp), shared by
+// the CPU kernels (cpu/splat.cpp) and the CUDA adapters (cuda/splat_launch.cpp). Each check
+// covers every tensor argument of its op (shape, dtype, device, contiguity; see ops/checks.h) and
+// the sizes, and returns the sizes.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -37,12 +37,32 @@ RasterSizes check_raster_inputs(const at::Tensor& means2d, const at::Tensor& con
 
 // rasterize_backward: the forward's inputs (no radii), what the forward returned (alpha,
 // last_ids, tile_offsets, flat_ids) and the gradients of its images.
-RasterSizes check_raster_backward_inputs(const at::Tensor& means2d, const at::Tensor& conics,
-                                         const at::Tensor& depths, const at::Tensor& opacities,
-                                         const at::Tensor& features, const at::Tensor& alpha,
-                                         const at::Tensor& last_ids, const at::Tensor& offsets, const at::Tensor& ids,
-                                         const at::Tensor& g_feat, const at::Tensor& g_depth,
-                                         const at::Tensor& g_alpha, int64_t height, int64_t width,
-                                         int64_t tile_size);
+RasterSizes check_raster_backward_inputs(
+    const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths, const at::Tensor& opacities,
+    const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
+    const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
+    int64_t height, int64_t width, int64_t tile_size);
+
+// The outputs of project_gaussians (uninitialised; the kernels write every entry): means2d
+// [B,V,N,2], conics [B,V,N,3], depths [B,V,N], radii [B,V,N,2] int32.
+struct ProjectOutputs {
+  at::Tensor means2d, conics, depths, radii;
+};
+ProjectOutputs project_outputs(const at::Tensor& means, const ProjectSizes& sz);
+
+// The images of rasterize (uninitialised; the kernels write every pixel): features [B,V,H,W,C],
+// depth, alpha and last_ids (int32) [B,V,H,W].
+struct RasterOutputs {
+  at::Tensor features, depth, alpha, last_ids;
+};
+RasterOutputs raster_outputs(const at::Tensor& means2d, const RasterSizes& sz, int64_t height, int64_t width);
+
+// The gradients rasterize_backward returns, zero-filled (the kernels accumulate into them): of
+// means2d, conics, depths, opacities and features, shaped like them.
+struct RasterGrads {
+  at::Tensor means2d, conics, depths, opacities, features;
+};
+RasterGrads raster_grads(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
+                         const at::Tensor& opacities, const at::Tensor& features);
 
 }  // namespace gaussocc

@@ -29,6 +29,7 @@ from gaussocc_ops.rays import ray_constrained_refine, ray_directions, ray_volume
 from gaussocc_ops.snog import SnogSamples, snog_sample
 from gaussocc_ops.splat import SplatOutput, splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
+from gaussocc_ops.visibility import visibility_pool_mask
 from gaussocc_ops.voxelize import labels_to_gaussians, voxels_to_gaussians
 
 __version__ = "0.1.0"
@@ -76,5 +77,6 @@ __all__ = [
     "soft_gated_lift",
     "splat",
     "value_checks",
+    "visibility_pool_mask",
     "voxels_to_gaussians",
 ]

@@ -32,6 +32,7 @@ BACKENDS: tuple[str, ...] = ("auto", "reference", "cpu", "cuda")
 # The oracle module (gaussocc_ops.reference.<module>) of each compiled op that has one: a
 # function of the op's name and signature.
 REFERENCE_MODULES = {
+    "accumulate_gaussians": "accumulate",
     "project_gaussians": "splat",
     "rasterize": "splat",
     "radius_neighbors": "radius",

@@ -11,18 +11,16 @@ import torch
 
 from gaussocc_ops import _dispatch
 from gaussocc_ops._checks import check_finite, compute_dtype
-from gaussocc_ops.reference import accumulate as ref
+from gaussocc_ops._dispatch import Backend
 from gaussocc_ops.types import Gaussians, VoxelGrid
 
 Mode = Literal["probabilistic", "additive", "gaussianformer2"]
-Backend = Literal["auto", "reference", "cpu", "cuda"]
 QuatConvention = Literal["gaussocc", "gaussianformer2"]
 Uncovered = Literal["gaussianformer2", "gpocc"]
 OP = "accumulate_gaussians"
 
 MODES = {"additive": 0, "probabilistic": 1, "gaussianformer2": 2}
 DEFAULT_RADIUS = {"additive": 3.0, "probabilistic": 3.0, "gaussianformer2": 4.0}
-GF2_MIN_WEIGHT = 1e-9  # GaussianFormer-2: the class mixture is a constant where sum q <= 1e-9
 
 
 class OccupancyOutput(NamedTuple):
@@ -137,71 +135,33 @@ def gaussians_to_occupancy(
     B, N = batch.numel(), gaussians.num_gaussians
     dtype = compute_dtype(gaussians.means, gaussians.features)
 
-    def flat(t, tail):
-        return t.to(dtype).reshape(B, *tail).contiguous()
-
     quats = gaussians.quats
     if quat_convention == "gaussianformer2":
         quats = quats * quats.new_tensor([1.0, -1.0, -1.0, -1.0])
     valid = gaussians.valid
     if valid is None:
         valid = torch.ones(B, N, dtype=torch.bool, device=gaussians.device)
-    args = (
-        flat(gaussians.means, (N, 3)),
-        flat(quats, (N, 4)),
-        flat(gaussians.scales, (N, 3)),
-        flat(gaussians.opacities, (N,)),
-        flat(gaussians.features, (N, C)),
-        valid.reshape(B, N).contiguous(),
-    )
     empty_index = empty_class % (C + 1)
     fill = 1.0 / (C if uncovered == "gaussianformer2" else C + 1) if C else 0.0
-    if backend == "reference":
-        occupancy, weight, weighted = ref.accumulate_gaussians(
-            *args, grid, float(radius_sigma), mode
-        )
-        if mode == "additive":
-            occupancy, probs = weight, weighted
-        else:
-            probs = _class_probabilities(occupancy, weight, weighted, empty_index, mode, fill)
-    else:
-        occupancy, probs = torch.ops.gaussocc.accumulate_gaussians(
-            *args,
-            list(grid.origin),
-            list(grid.voxel_size),
-            list(grid.shape),
-            float(radius_sigma),
-            MODES[mode],
-            empty_index,
-            fill,
-        )[:2]
+    occupancy, probs = _dispatch.kernel(OP, backend)(
+        _dispatch.flatten(gaussians.means, batch, (N, 3), dtype),
+        _dispatch.flatten(quats, batch, (N, 4), dtype),
+        _dispatch.flatten(gaussians.scales, batch, (N, 3), dtype),
+        _dispatch.flatten(gaussians.opacities, batch, (N,), dtype),
+        _dispatch.flatten(gaussians.features, batch, (N, C), dtype),
+        valid.reshape(B, N).contiguous(),
+        list(grid.origin),
+        list(grid.voxel_size),
+        list(grid.shape),
+        float(radius_sigma),
+        MODES[mode],
+        empty_index,
+        fill,
+    )[:2]
     return OccupancyOutput(
         occupancy.reshape(*batch, *grid.shape),
         probs.reshape(*batch, *grid.shape, probs.shape[-1]).movedim(-1, -4),
     )
-
-
-def _class_probabilities(occupancy, weight, weighted, empty_index, mode, fill):
-    """Reference path: ``[B, V]`` occupancy and sums -> ``[B, V, C + 1]`` probabilities (the
-    kernels do this step in place, ``accumulate_math.h: finish_voxel``)."""
-    if mode == "gaussianformer2":
-        covered = weight > GF2_MIN_WEIGHT
-        safe = torch.where(covered, weight, torch.ones_like(weight))
-        mixture = torch.where(
-            covered.unsqueeze(-1), weighted / safe.unsqueeze(-1), torch.full_like(weighted, fill)
-        )
-        classes = mixture * occupancy.unsqueeze(-1)
-    else:
-        tiny = torch.finfo(weight.dtype).tiny ** 0.5
-        covered = weight > tiny
-        ratio = torch.where(
-            covered,
-            occupancy / torch.where(covered, weight, torch.ones_like(weight)),
-            torch.ones_like(weight),
-        )
-        classes = weighted * ratio.unsqueeze(-1)
-    empty = (1 - occupancy).unsqueeze(-1)
-    return torch.cat([classes[..., :empty_index], empty, classes[..., empty_index:]], dim=-1)
 
 
 def _check_values(gaussians: Gaussians) -> None:

@@ -61,6 +61,21 @@ struct Grid {
   int64_t dims[3];
 };
 
+// One call's Gaussians on raw pointers (the CPU kernels and the CUDA kernels read the same), the
+// sizes, the grid and the settings.
+template <typename T>
+struct Inputs {
+  const T* means;      // [B, N, 3]
+  const T* quats;      // [B, N, 4]
+  const T* scales;     // [B, N, 3]
+  const T* opacities;  // [B, N]
+  const T* features;   // [B, N, C]
+  const bool* valid;   // [B, N]
+  int64_t B, N, C;
+  Grid<T> grid;
+  Params<T> p;
+};
+
 // A Gaussian ready for evaluation: conic = Sigma^{-1} as (xx, xy, xz, yy, yz, zz), the
 // inclusive voxel index range lo..hi of its support's box, clipped to the grid, and (for
 // gaussianformer2) the density normalisation norm = 1 / ((2 pi)^(3/2) s_0 s_1 s_2).

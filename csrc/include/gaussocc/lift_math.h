@@ -108,4 +108,39 @@ GO_HD DepthGateGrad<T> depth_gate_backward(T d_proj, T d_pred, T alpha, T sigma,
   return out;
 }
 
+// The gradient (d/dx, d/dy) of a sample position p_k through the bilinear weights of its taps.
+// Each tap inside the map carries coef * tap_dot[t] (through the sampled features: the gate times
+// the attention, times <grad_out, F(tap)>) plus g_d_pred * D(tap) (through the depth the gate
+// reads).
+template <typename T>
+GO_HD void sample_position_grad(const BilinearTaps<T>& taps, const T tap_dot[4], T coef, T g_d_pred, const T* D,
+                                T* gx, T* gy) {
+  T x = T(0), y = T(0);
+  for (int t = 0; t < 4; ++t) {
+    const int64_t idx = taps.index[t];
+    if (idx < 0) continue;
+    const T through_tap = coef * tap_dot[t] + g_d_pred * D[idx];
+    x += taps.dweight_dx[t] * through_tap;
+    y += taps.dweight_dy[t] * through_tap;
+  }
+  *gx = x;
+  *gy = y;
+}
+
+// One soft_gated_lift call on raw pointers (layout in ops/lift.cpp): the inputs, with alpha and
+// sigma pointing at one value each (device pointers on CUDA, so no host sync), and the sizes.
+template <typename T>
+struct LiftArgs {
+  const T* features;    // [B, H, W, C]
+  const T* depth;       // [B, H, W]
+  const T* ref_points;  // [B, Q, 2]
+  const T* d_proj;      // [B, Q]
+  const bool* valid;    // [B, Q]
+  const T* offsets;     // [B, Q, K, 2]
+  const T* attn;        // [B, Q, K]
+  const T* alpha;
+  const T* sigma;
+  int64_t B, H, W, C, Q, K;
+};
+
 }  // namespace gaussocc
