@@ -300,12 +300,15 @@ def gaussrender_experiment(args, log=print) -> dict:
 @dataclass(frozen=True)
 class DepthSetting:
     """ViPOcc's loss ``L = l1 L_ta + l2 (L_rc^d + L_rc^rgb)`` (Eq. 7) with ``weights = (l1,
-    l2)``; ``bound`` (not in ViPOcc's equations) limits the inverse-depth correction to
-    ``|f| <= bound / D_p``, None leaves it free as Eq. 3 does."""
+    l2)``; ``bian`` weights L_ta by the Bian et al. mask (Eq. 9; False: ``M = 1``). Not in
+    ViPOcc's equations: ``bound`` limits the inverse-depth correction to ``|f| <= bound / D_p``
+    (None leaves it free as Eq. 3 does) and ``detach`` stops L_rc^d's gradient into the aligned
+    depth."""
 
     weights: tuple[float, float] = (1.0, 1.0)
     bound: float | None = None
     detach: bool = False
+    bian: bool = True
 
     @property
     def name(self) -> str:
@@ -313,9 +316,13 @@ class DepthSetting:
         terms = {(1.0, 0.0): "L_ta (Eq. 9)", (0.0, 1.0): "L_rc (Eq. 10-11)"}.get(
             (l1, l2), f"Eq. 7, λ1={l1:g}, λ2={l2:g}"
         )
+        if not self.bian:
+            terms += ", M = 1 (not in ViPOcc)"
         if self.detach:
-            terms += ", D̂ detached in L_rc^d"
-        return terms + ("" if self.bound is None else f", correction bound {self.bound:g}")
+            terms += ", D̂ detached in L_rc^d (not in ViPOcc)"
+        if self.bound is not None:
+            terms += f", correction bound {self.bound:g} (not in ViPOcc)"
+        return terms
 
 
 @dataclass
@@ -332,13 +339,14 @@ class DepthRecipe:
     lr: float = 1e-3
     step_deg: float = 10.0
     image_size: tuple[int, int] = (96, 128)
+    texture: float = 0.3
 
 
 def vipocc_data(recipe: DepthRecipe):
     from gaussocc_ops.examples.models import make_view_pair
 
     key = ("vipocc", recipe.train_scenes, recipe.pairs_per_train_scene, recipe.val_scenes,
-           recipe.pairs_per_val_scene, recipe.step_deg, tuple(recipe.image_size))
+           recipe.pairs_per_val_scene, recipe.step_deg, tuple(recipe.image_size), recipe.texture)
     if key not in _DATA:
         grid = room_grid()
 
@@ -348,7 +356,7 @@ def vipocc_data(recipe: DepthRecipe):
             gen = torch.Generator().manual_seed(first + 1)
             return make_view_pair(
                 seeds, grid=grid, image_size=recipe.image_size, angles=angles,
-                step_deg=recipe.step_deg, generator=gen,
+                step_deg=recipe.step_deg, texture=recipe.texture, generator=gen,
             )
 
         _DATA[key] = (
@@ -379,7 +387,8 @@ def _vipocc_job(args) -> dict:
     train, val = vipocc_data(recipe)
     torch.manual_seed(seed)
     model = ViPOccDepthBranch(
-        weights=setting.weights, correction_bound=setting.bound, detach_rc_depth=setting.detach
+        weights=setting.weights, correction_bound=setting.bound, detach_rc_depth=setting.detach,
+        bian_mask=setting.bian,
     )
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     # ViPOcc's schedule: the learning rate drops tenfold for the last 40 % of the epochs
@@ -413,7 +422,8 @@ def _vipocc_job(args) -> dict:
         history.append(evaluate())
     return {
         "setting": {
-            "weights": list(setting.weights), "bound": setting.bound, "detach": setting.detach
+            "weights": list(setting.weights), "bound": setting.bound, "detach": setting.detach,
+            "bian": setting.bian,
         },
         "seed": seed,
         "prior": prior,
@@ -437,7 +447,8 @@ def vipocc_table(results: list[dict]) -> str:
     by_setting: dict = {}
     for r in results:
         key = DepthSetting(
-            tuple(r["setting"]["weights"]), r["setting"]["bound"], r["setting"]["detach"]
+            tuple(r["setting"]["weights"]), r["setting"]["bound"], r["setting"]["detach"],
+            r["setting"].get("bian", False),
         )
         by_setting.setdefault(key, []).append(r)
     for setting, runs in by_setting.items():
@@ -459,8 +470,10 @@ def vipocc_table(results: list[dict]) -> str:
 
 
 DEPTH_SETTINGS = {
-    "eq7": DepthSetting((1.0, 1.0)),
     "ta": DepthSetting((1.0, 0.0)),
+    "eq7": DepthSetting((1.0, 1.0)),
+    "ta-m1": DepthSetting((1.0, 0.0), bian=False),
+    "eq7-m1": DepthSetting((1.0, 1.0), bian=False),
     "eq7-detached": DepthSetting((1.0, 1.0), detach=True),
     "eq7-bounded": DepthSetting((1.0, 1.0), bound=0.2),
     "ta-bounded": DepthSetting((1.0, 0.0), bound=0.2),
@@ -468,11 +481,12 @@ DEPTH_SETTINGS = {
 
 
 def vipocc_experiment(args, log=print) -> dict:
-    recipe = DepthRecipe()
+    recipe = DepthRecipe(texture=args.texture)
     seeds = list(range(args.seeds))
     log(
         f"ViPOcc depth: {recipe.train_scenes} x {recipe.pairs_per_train_scene} training pairs "
-        f"of consecutive walk frames ({recipe.step_deg:g} degrees apart), {recipe.epochs} "
+        f"of consecutive walk frames ({recipe.step_deg:g} degrees apart, surface texture "
+        f"{recipe.texture:g}), {recipe.epochs} "
         f"epochs; {recipe.val_scenes} x {recipe.pairs_per_val_scene} held-out principal frames; "
         f"seeds {seeds}"
     )
@@ -695,11 +709,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument(
         "--depth-settings",
         nargs="*",
-        default=["eq7", "ta", "eq7-detached"],
+        default=["ta", "eq7", "eq7-detached"],
         choices=list(DEPTH_SETTINGS),
-        help="losses trained: eq7 (ViPOcc's Eq. 7, both terms), ta (temporal alignment only), "
-        "eq7-detached (Eq. 7 with the aligned depth detached in L_rc^d), eq7-bounded and "
-        "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p, not in ViPOcc)",
+        help="losses trained: ta (temporal alignment, Eq. 9 with the Bian et al. mask), eq7 "
+        "(ViPOcc's Eq. 7, both terms), ta-m1 and eq7-m1 (the same with M = 1), and, not in "
+        "ViPOcc: eq7-detached (the aligned depth detached in L_rc^d), eq7-bounded and "
+        "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p)",
+    )
+    g.add_argument(
+        "--texture",
+        type=float,
+        default=DepthRecipe.texture,
+        help="amplitude of the solid surface texture of the view pairs (make_view_pair's "
+        "texture; 0: the flat-coloured renders, where photometric alignment sees no depth)",
     )
     return p.parse_args(argv)
 
