@@ -378,6 +378,80 @@ def depth_errors(depth: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"abs_rel": float(metric.compute()["abs_rel"]), "mean_error": float(err.mean())}
 
 
+def rendered_depth_errors(model, out, pair) -> dict:
+    """Mean absolute error (m) against the true z-depth of the density field's rendered depth
+    (``D_r / |K^-1 x|``, Eq. 10) and of the aligned depth on the same pixels: those of
+    ``model.num_patches`` SNOG patches (a fixed draw) of each principal frame of ``pair``."""
+    from gaussocc_ops.snog import snog_sample
+
+    B, _, _, H, W = pair.rgb.shape
+    patches = snog_sample(
+        pair.boxes2d, pair.areas, (H, W), model.num_patches, model.patch_size,
+        generator=torch.Generator().manual_seed(0), valid=pair.instance_valid,
+    )
+    r = model.render_patches(
+        out.recon_features, pair.K, pair.rgb[:, 1], pair.target_to_source, patches.centers,
+        patches.valid,
+    )
+    idx = r.index.flatten(1)
+    cols, rows = idx % W + 0.5, idx // W + 0.5
+    K = pair.K
+    x = (cols - K[:, None, 0, 2]) / K[:, None, 0, 0]
+    y = (rows - K[:, None, 1, 2]) / K[:, None, 1, 1]
+    rendered_z = r.distance.flatten(1) / torch.sqrt(x**2 + y**2 + 1)
+    truth = pair.depth[:, 0, 0].flatten(1).gather(1, idx)
+    aligned = out.depth[:, 0].flatten(1).gather(1, idx)
+    valid = patches.valid[..., None, None].expand_as(r.index).flatten(1) & (truth > 0.1)
+    return {
+        "rendered_error": float((rendered_z - truth).abs()[valid].mean()),
+        "patch_error": float((aligned - truth).abs()[valid].mean()),
+    }
+
+
+def _landscape_row(val, scales: Sequence[float]) -> list[float]:
+    from gaussocc_ops import losses
+    from gaussocc_ops.losses.photometric import warp_to_target
+
+    target, source, T, K = val.rgb[:, 0], val.rgb[:, 1], val.target_to_source, val.K
+    depth, prior = val.depth[:, 0, 0], val.prior[:, 0, 0]
+    gx = (target[..., :, 1:] - target[..., :, :-1]).abs().amax(1)[..., :-1, :]
+    gy = (target[..., 1:, :] - target[..., :-1, :]).abs().amax(1)[..., :, :-1]
+    flat = float(((gx + gy) < 1e-3).float().mean())
+    w0, w1 = warp_to_target(source, depth, T, K), warp_to_target(source, 1.15 * depth, T, K)
+    e0, e1 = (target - w0.image).abs().mean(1), (target - w1.image).abs().mean(1)
+    sensitive = float(((e1 - e0).abs() > 0.01)[w0.valid & w1.valid].float().mean())
+    ta = [
+        float(losses.photometric_alignment_loss(target, source, d, T, K))
+        for d in [s * depth for s in scales] + [prior]
+    ]
+    return [flat, sensitive, *ta]
+
+
+def alignment_landscape(recipe: DepthRecipe) -> str:
+    """What the temporal-alignment loss sees on the held-out pairs, with and without the
+    surface texture: the share of principal-frame pixels without image gradient, the share
+    of valid pixels whose photometric error changes by more than 0.01 when their true depth is
+    scaled by 1.15, and ``L_ta`` (Eq. 9 with ``M = 1``) at the true depth scaled by ``s`` and at
+    the prior. A Markdown table."""
+    from dataclasses import replace
+
+    scales = (0.8, 0.9, 1.0, 1.1, 1.2)
+    rows = []
+    for texture in sorted({0.0, recipe.texture}):
+        _, val = vipocc_data(replace(recipe, texture=texture))
+        flat, sensitive, *ta = _landscape_row(val, scales)
+        rows.append(
+            [f"{texture:g}", f"{100 * flat:.1f}", f"{100 * sensitive:.1f}"]
+            + [f"{1000 * v:.1f}" for v in ta]
+        )
+    return markdown_table(
+        ["texture", "pixels without image gradient (%)", "pixels sensitive to depth (%)"]
+        + [f"L_ta({s:g} D) ×1000" for s in scales]
+        + ["L_ta(D_p) ×1000"],
+        rows,
+    )
+
+
 def _vipocc_job(args) -> dict:
     from gaussocc_ops.examples.models import ViewPair, ViPOccDepthBranch
 
@@ -402,7 +476,8 @@ def _vipocc_job(args) -> dict:
         model.eval()
         out = model(val.rgb[:, 0], val.prior[:, 0])
         model.train()
-        return depth_errors(out.depth, val.depth[:, 0])
+        errors = depth_errors(out.depth, val.depth[:, 0])
+        return {**errors, **rendered_depth_errors(model, out, val)}
 
     prior = depth_errors(val.prior[:, 0], val.depth[:, 0])
     history.append(evaluate())
@@ -435,12 +510,15 @@ def _vipocc_job(args) -> dict:
 
 def vipocc_table(results: list[dict]) -> str:
     prior = results[0]["prior"]  # the same held-out frames for every run
+    start = results[0]["history"][0]  # before training D̂ is the prior (zero-initialised head)
     rows = [
         [
             "depth prior D_p (the input)",
             "",
             f"{100 * prior['abs_rel']:.1f}",
             f"{100 * prior['mean_error']:.1f}",
+            "",
+            f"{100 * start['patch_error']:.1f}" if "patch_error" in start else "",
             "",
         ]
     ]
@@ -457,14 +535,18 @@ def vipocc_table(results: list[dict]) -> str:
             f["abs_rel"] < r["prior"]["abs_rel"] and f["mean_error"] < r["prior"]["mean_error"]
             for f, r in zip(finals, runs)
         )
+        rendered = [f.get("rendered_error") for f in finals]
+        patch = [f.get("patch_error") for f in finals]
         rows.append(
             [f"aligned depth D̂, {setting.name}", str(len(runs))]
             + [pm([f["abs_rel"] for f in finals]), pm([f["mean_error"] for f in finals])]
             + [f"{better}/{len(runs)}"]
+            + [pm(patch) if None not in patch else "", pm(rendered) if None not in rendered else ""]
         )
     return markdown_table(
         ["depth of the held-out principal frames", "seeds", "AbsRel (%)", "mean error (cm)",
-         "seeds better than D_p on both"],
+         "seeds better than D_p on both", "on patches: D̂ error (cm)",
+         "on patches: rendered depth error (cm)"],
         rows,
     )
 
@@ -472,6 +554,8 @@ def vipocc_table(results: list[dict]) -> str:
 DEPTH_SETTINGS = {
     "ta": DepthSetting((1.0, 0.0)),
     "eq7": DepthSetting((1.0, 1.0)),
+    "eq7-w0.1": DepthSetting((1.0, 0.1)),
+    "eq7-w0.01": DepthSetting((1.0, 0.01)),
     "ta-m1": DepthSetting((1.0, 0.0), bian=False),
     "eq7-m1": DepthSetting((1.0, 1.0), bian=False),
     "eq7-detached": DepthSetting((1.0, 1.0), detach=True),
@@ -490,13 +574,16 @@ def vipocc_experiment(args, log=print) -> dict:
         f"epochs; {recipe.val_scenes} x {recipe.pairs_per_val_scene} held-out principal frames; "
         f"seeds {seeds}"
     )
+    landscape = alignment_landscape(recipe)
+    log("\nTemporal alignment on the held-out pairs (true depth D scaled by s):\n")
+    log(landscape)
     settings = [DEPTH_SETTINGS[name] for name in args.depth_settings]
     jobs = [(s, recipe, seed) for s in settings for seed in seeds]
     results = run_jobs(_vipocc_job, jobs, args.workers, log, _cache(args))
     table = vipocc_table(results)
     log("\nViPOcc depth on held-out frames (final epoch, mean ± std over seeds):\n")
     log(table)
-    return {"results": results, "table": table}
+    return {"results": results, "table": table, "landscape": landscape}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -709,10 +796,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument(
         "--depth-settings",
         nargs="*",
-        default=["ta", "eq7", "eq7-detached"],
+        default=["ta", "eq7", "eq7-w0.1", "eq7-w0.01", "eq7-detached", "ta-m1"],
         choices=list(DEPTH_SETTINGS),
         help="losses trained: ta (temporal alignment, Eq. 9 with the Bian et al. mask), eq7 "
-        "(ViPOcc's Eq. 7, both terms), ta-m1 and eq7-m1 (the same with M = 1), and, not in "
+        "(ViPOcc's Eq. 7, both terms, lambda1 = lambda2 = 1), eq7-w0.1 and eq7-w0.01 (Eq. 7 "
+        "with lambda2 = 0.1, 0.01), ta-m1 and eq7-m1 (L_ta with M = 1), and, not in "
         "ViPOcc: eq7-detached (the aligned depth detached in L_rc^d), eq7-bounded and "
         "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p)",
     )
