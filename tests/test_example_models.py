@@ -195,7 +195,7 @@ def test_surface_texture_is_a_deterministic_solid_texture():
     torch.testing.assert_close(
         surface_texture(points.view(20, 25, 3), 3, bounds=bounds), a.view(20, 25)
     )
-    # one octave, on a lattice node: the value is that node's (trilinear interpolation)
+    # a single octave keeps its spread (values of uniform lattice nodes, interpolated)
     one = surface_texture(points, 3, bounds=bounds, cells=(0.5,))
     assert one.abs().max() <= 1 and one.std() > 0.2
     # smooth: points 1 mm apart differ by far less than points a cell apart
