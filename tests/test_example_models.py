@@ -13,7 +13,7 @@ from gaussocc_ops.examples.models import (
     foundation_prior,
     make_view_pair,
 )
-from gaussocc_ops.examples.models.vipocc import DOMAIN_GAP
+from gaussocc_ops.examples.models.vipocc import DOMAIN_GAP, surface_texture
 
 GRID = scenes.indoor_grid(shape=(30, 30, 18), voxel_size=0.16)
 SIZE = (48, 64)
@@ -178,6 +178,110 @@ def test_view_pairs_are_consecutive_frames_that_the_true_depth_aligns(pair):
     assert ta(pair.depth[:, 0, 0]) < ta(0.9 * pair.depth[:, 0, 0])
 
 
+@pytest.fixture(scope="module")
+def textured_pair():
+    return make_view_pair(
+        [0, 1], grid=GRID, image_size=SIZE, texture=0.3, generator=torch.Generator().manual_seed(0)
+    )
+
+
+def test_surface_texture_is_a_deterministic_solid_texture():
+    bounds = torch.tensor([[0.0, 0.0, 0.0], [4.8, 4.8, 2.9]])
+    points = torch.rand(500, 3, generator=torch.Generator().manual_seed(0)) * bounds[1]
+    a = surface_texture(points, 3, bounds=bounds)
+    assert a.shape == (500,) and bool((a.abs() <= 1).all())
+    torch.testing.assert_close(a, surface_texture(points, 3, bounds=bounds))  # same room
+    assert (a - surface_texture(points, 4, bounds=bounds)).abs().mean() > 0.1  # another room
+    # a function of the world point only: any batch layout gives the same values
+    torch.testing.assert_close(
+        surface_texture(points.view(20, 25, 3), 3, bounds=bounds), a.view(20, 25)
+    )
+    # a single octave keeps its spread (values of uniform lattice nodes, interpolated)
+    one = surface_texture(points, 3, bounds=bounds, cells=(0.5,))
+    assert one.abs().max() <= 1 and one.std() > 0.2
+    # smooth: points 1 mm apart differ by far less than points a cell apart
+    near = surface_texture(points + 1e-3, 3, bounds=bounds)
+    far = surface_texture(points + 0.25, 3, bounds=bounds)
+    assert (near - a).abs().max() < 0.1 < (far - a).abs().mean()
+
+
+def test_textured_view_pairs_show_depth_on_walls(pair, textured_pair):
+    # the geometry and the priors are those of the plain renders; only the colours change
+    for name in ("depth", "prior", "K", "cam2world", "boxes2d"):
+        torch.testing.assert_close(getattr(textured_pair, name), getattr(pair, name))
+    ratio = textured_pair.rgb / pair.rgb.clamp_min(1e-6)
+    lit = pair.rgb > 0.05
+    assert bool(((ratio[lit] >= 0.7 - 1e-4) & (ratio[lit] <= 1.3 + 1e-4)).all())
+    # the flat-coloured walls have no image gradient inside a face; the textured ones do
+    scene = scenes.make_scene(0, grid=GRID)
+    frame = scenes.render_frame(scene, scenes.walk_camera(scene, 30.0, image_size=SIZE))
+    from gaussocc_ops.examples.models.vipocc import _textured
+
+    wall = frame.semantics == 2
+    inner = wall[1:-1, 1:-1] & wall[:-2, 1:-1] & wall[2:, 1:-1] & wall[1:-1, :-2] & wall[1:-1, 2:]
+
+    def flat_share(rgb):
+        gx = (rgb[:, 1:-1, 2:] - rgb[:, 1:-1, :-2]).abs().amax(0)
+        gy = (rgb[:, 2:, 1:-1] - rgb[:, :-2, 1:-1]).abs().amax(0)
+        return float(((gx < 1e-4) & (gy < 1e-4))[inner].float().mean())
+
+    assert inner.sum() > 200
+    assert flat_share(frame.rgb) > 0.8
+    assert flat_share(_textured(frame, scene, 0.3)) < 0.05
+    with pytest.raises(ValueError, match="texture"):
+        make_view_pair([0], grid=GRID, image_size=SIZE, angles=[0.0], texture=1.5)
+
+
+def test_texture_makes_the_true_depth_stand_out_in_temporal_alignment(pair, textured_pair):
+    def ta(p, depth):
+        return float(
+            losses.photometric_alignment_loss(
+                p.rgb[:, 0], p.rgb[:, 1], depth, p.target_to_source, p.K
+            )
+        )
+
+    depth, prior = pair.depth[:, 0, 0], pair.prior[:, 0, 0]
+    # along a global scale of the true depth the loss is lowest at the truth
+    scales = [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25]
+    curve = [ta(textured_pair, s * depth) for s in scales]
+    assert min(range(len(scales)), key=curve.__getitem__) == scales.index(1.0), curve
+    # and the prior is clearly worse than the truth
+    assert ta(textured_pair, depth) < 0.7 * ta(textured_pair, prior)
+
+    # per pixel: on the flat renders most pixels' photometric error does not change when
+    # their depth is 15 % wrong (no depth signal there); on the textured ones far more do
+    def sensitive_share(p):
+        from gaussocc_ops.losses.photometric import warp_to_target
+
+        def error(d):
+            w = warp_to_target(p.rgb[:, 1], d, p.target_to_source, p.K)
+            return (p.rgb[:, 0] - w.image).abs().mean(1), w.valid
+
+        (e0, v0), (e1, v1) = error(depth), error(1.15 * depth)
+        return float(((e1 - e0).abs() > 0.01)[v0 & v1].float().mean())
+
+    plain, textured = sensitive_share(pair), sensitive_share(textured_pair)
+    assert plain < 0.3 and textured > 2 * plain, (plain, textured)
+
+
+def test_vipocc_encoders_are_parallel(pair):
+    # F_s and F_r come from separate encoders: the aligned depth does not depend on the
+    # density field's encoder, and L_ta's gradient does not reach it
+    torch.manual_seed(0)
+    model = ViPOccDepthBranch()
+    with torch.no_grad():
+        model.align.head.weight.normal_(0, 1e-2)
+        before = model(pair.rgb[:, 0], pair.prior[:, 0])
+        for p in model.recon_encoder.parameters():
+            p.add_(torch.randn_like(p))
+        after = model(pair.rgb[:, 0], pair.prior[:, 0])
+    torch.testing.assert_close(after.depth, before.depth)
+    assert (after.recon_features - before.recon_features).abs().max() > 1e-3
+    model.loss(pair, generator=torch.Generator().manual_seed(0))["ta"].backward()
+    assert all(p.grad is None for p in model.recon_encoder.parameters())
+    assert model.align.head.weight.grad.abs().sum() > 0
+
+
 def test_vipocc_forward_losses_and_gradients(pair):
     torch.manual_seed(0)
     model = ViPOccDepthBranch()
@@ -189,8 +293,9 @@ def test_vipocc_forward_losses_and_gradients(pair):
     for name, value in terms.items():
         assert torch.isfinite(value) and value > 0, name
     terms["total"].backward()
-    # `spatial` feeds only the zero-initialised alignment head: no gradient before one step
-    _assert_all_grads(model, skip=("spatial",))
+    # the depth branch's encoder and `spatial` feed only the zero-initialised alignment head:
+    # no gradient before one step
+    _assert_all_grads(model, skip=("encoder", "spatial"))
     assert model.align.head.weight.grad.abs().sum() > 0
 
 

@@ -309,12 +309,15 @@ def gaussrender_experiment(args, log=print) -> dict:
 @dataclass(frozen=True)
 class DepthSetting:
     """ViPOcc's loss ``L = l1 L_ta + l2 (L_rc^d + L_rc^rgb)`` (Eq. 7) with ``weights = (l1,
-    l2)``; ``bound`` (not in ViPOcc's equations) limits the inverse-depth correction to
-    ``|f| <= bound / D_p``, None leaves it free as Eq. 3 does."""
+    l2)``; ``bian`` weights L_ta by the Bian et al. mask (Eq. 9; False: ``M = 1``). Not in
+    ViPOcc's equations: ``bound`` limits the inverse-depth correction to ``|f| <= bound / D_p``
+    (None leaves it free as Eq. 3 does) and ``detach`` stops L_rc^d's gradient into the aligned
+    depth."""
 
     weights: tuple[float, float] = (1.0, 1.0)
     bound: float | None = None
     detach: bool = False
+    bian: bool = True
 
     @property
     def name(self) -> str:
@@ -322,9 +325,13 @@ class DepthSetting:
         terms = {(1.0, 0.0): "L_ta (Eq. 9)", (0.0, 1.0): "L_rc (Eq. 10-11)"}.get(
             (l1, l2), f"Eq. 7, λ1={l1:g}, λ2={l2:g}"
         )
+        if not self.bian:
+            terms += ", M = 1 (not in ViPOcc)"
         if self.detach:
-            terms += ", D̂ detached in L_rc^d"
-        return terms + ("" if self.bound is None else f", correction bound {self.bound:g}")
+            terms += ", D̂ detached in L_rc^d (not in ViPOcc)"
+        if self.bound is not None:
+            terms += f", correction bound {self.bound:g} (not in ViPOcc)"
+        return terms
 
 
 @dataclass
@@ -341,13 +348,14 @@ class DepthRecipe:
     lr: float = 1e-3
     step_deg: float = 10.0
     image_size: tuple[int, int] = (96, 128)
+    texture: float = 0.3
 
 
 def vipocc_data(recipe: DepthRecipe):
     from gaussocc_ops.examples.models import make_view_pair
 
     key = ("vipocc", recipe.train_scenes, recipe.pairs_per_train_scene, recipe.val_scenes,
-           recipe.pairs_per_val_scene, recipe.step_deg, tuple(recipe.image_size))
+           recipe.pairs_per_val_scene, recipe.step_deg, tuple(recipe.image_size), recipe.texture)
     if key not in _DATA:
         grid = room_grid()
 
@@ -357,7 +365,7 @@ def vipocc_data(recipe: DepthRecipe):
             gen = torch.Generator().manual_seed(first + 1)
             return make_view_pair(
                 seeds, grid=grid, image_size=recipe.image_size, angles=angles,
-                step_deg=recipe.step_deg, generator=gen,
+                step_deg=recipe.step_deg, texture=recipe.texture, generator=gen,
             )
 
         _DATA[key] = (
@@ -379,6 +387,80 @@ def depth_errors(depth: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"abs_rel": float(metric.compute()["abs_rel"]), "mean_error": float(err.mean())}
 
 
+def rendered_depth_errors(model, out, pair) -> dict:
+    """Mean absolute error (m) against the true z-depth of the density field's rendered depth
+    (``D_r / |K^-1 x|``, Eq. 10) and of the aligned depth on the same pixels: those of
+    ``model.num_patches`` SNOG patches (a fixed draw) of each principal frame of ``pair``."""
+    from gaussocc_ops.snog import snog_sample
+
+    B, _, _, H, W = pair.rgb.shape
+    patches = snog_sample(
+        pair.boxes2d, pair.areas, (H, W), model.num_patches, model.patch_size,
+        generator=torch.Generator().manual_seed(0), valid=pair.instance_valid,
+    )
+    r = model.render_patches(
+        out.recon_features, pair.K, pair.rgb[:, 1], pair.target_to_source, patches.centers,
+        patches.valid,
+    )
+    idx = r.index.flatten(1)
+    cols, rows = idx % W + 0.5, idx // W + 0.5
+    K = pair.K
+    x = (cols - K[:, None, 0, 2]) / K[:, None, 0, 0]
+    y = (rows - K[:, None, 1, 2]) / K[:, None, 1, 1]
+    rendered_z = r.distance.flatten(1) / torch.sqrt(x**2 + y**2 + 1)
+    truth = pair.depth[:, 0, 0].flatten(1).gather(1, idx)
+    aligned = out.depth[:, 0].flatten(1).gather(1, idx)
+    valid = patches.valid[..., None, None].expand_as(r.index).flatten(1) & (truth > 0.1)
+    return {
+        "rendered_error": float((rendered_z - truth).abs()[valid].mean()),
+        "patch_error": float((aligned - truth).abs()[valid].mean()),
+    }
+
+
+def _landscape_row(val, scales: Sequence[float]) -> list[float]:
+    from gaussocc_ops import losses
+    from gaussocc_ops.losses.photometric import warp_to_target
+
+    target, source, T, K = val.rgb[:, 0], val.rgb[:, 1], val.target_to_source, val.K
+    depth, prior = val.depth[:, 0, 0], val.prior[:, 0, 0]
+    gx = (target[..., :, 1:] - target[..., :, :-1]).abs().amax(1)[..., :-1, :]
+    gy = (target[..., 1:, :] - target[..., :-1, :]).abs().amax(1)[..., :, :-1]
+    flat = float(((gx + gy) < 1e-3).float().mean())
+    w0, w1 = warp_to_target(source, depth, T, K), warp_to_target(source, 1.15 * depth, T, K)
+    e0, e1 = (target - w0.image).abs().mean(1), (target - w1.image).abs().mean(1)
+    sensitive = float(((e1 - e0).abs() > 0.01)[w0.valid & w1.valid].float().mean())
+    ta = [
+        float(losses.photometric_alignment_loss(target, source, d, T, K))
+        for d in [s * depth for s in scales] + [prior]
+    ]
+    return [flat, sensitive, *ta]
+
+
+def alignment_landscape(recipe: DepthRecipe) -> str:
+    """What the temporal-alignment loss sees on the held-out pairs, with and without the
+    surface texture: the share of principal-frame pixels without image gradient, the share
+    of valid pixels whose photometric error changes by more than 0.01 when their true depth is
+    scaled by 1.15, and ``L_ta`` (Eq. 9 with ``M = 1``) at the true depth scaled by ``s`` and at
+    the prior. A Markdown table."""
+    from dataclasses import replace
+
+    scales = (0.8, 0.9, 1.0, 1.1, 1.2)
+    rows = []
+    for texture in sorted({0.0, recipe.texture}):
+        _, val = vipocc_data(replace(recipe, texture=texture))
+        flat, sensitive, *ta = _landscape_row(val, scales)
+        rows.append(
+            [f"{texture:g}", f"{100 * flat:.1f}", f"{100 * sensitive:.1f}"]
+            + [f"{1000 * v:.1f}" for v in ta]
+        )
+    return markdown_table(
+        ["texture", "pixels without image gradient (%)", "pixels sensitive to depth (%)"]
+        + [f"L_ta({s:g} D) ×1000" for s in scales]
+        + ["L_ta(D_p) ×1000"],
+        rows,
+    )
+
+
 def _vipocc_job(args) -> dict:
     from gaussocc_ops.examples.models import ViewPair, ViPOccDepthBranch
 
@@ -388,7 +470,8 @@ def _vipocc_job(args) -> dict:
     train, val = vipocc_data(recipe)
     torch.manual_seed(seed)
     model = ViPOccDepthBranch(
-        weights=setting.weights, correction_bound=setting.bound, detach_rc_depth=setting.detach
+        weights=setting.weights, correction_bound=setting.bound, detach_rc_depth=setting.detach,
+        bian_mask=setting.bian,
     )
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     # ViPOcc's schedule: the learning rate drops tenfold for the last 40 % of the epochs
@@ -402,7 +485,8 @@ def _vipocc_job(args) -> dict:
         model.eval()
         out = model(val.rgb[:, 0], val.prior[:, 0])
         model.train()
-        return depth_errors(out.depth, val.depth[:, 0])
+        errors = depth_errors(out.depth, val.depth[:, 0])
+        return {**errors, **rendered_depth_errors(model, out, val)}
 
     prior = depth_errors(val.prior[:, 0], val.depth[:, 0])
     history.append(evaluate())
@@ -422,7 +506,8 @@ def _vipocc_job(args) -> dict:
         history.append(evaluate())
     return {
         "setting": {
-            "weights": list(setting.weights), "bound": setting.bound, "detach": setting.detach
+            "weights": list(setting.weights), "bound": setting.bound, "detach": setting.detach,
+            "bian": setting.bian,
         },
         "seed": seed,
         "prior": prior,
@@ -434,6 +519,7 @@ def _vipocc_job(args) -> dict:
 
 def vipocc_table(results: list[dict]) -> str:
     prior = results[0]["prior"]  # the same held-out frames for every run
+    start = results[0]["history"][0]  # before training D̂ is the prior (zero-initialised head)
     rows = [
         [
             "depth prior D_p (the input)",
@@ -441,12 +527,15 @@ def vipocc_table(results: list[dict]) -> str:
             f"{100 * prior['abs_rel']:.1f}",
             f"{100 * prior['mean_error']:.1f}",
             "",
+            f"{100 * start['patch_error']:.1f}" if "patch_error" in start else "",
+            "",
         ]
     ]
     by_setting: dict = {}
     for r in results:
         key = DepthSetting(
-            tuple(r["setting"]["weights"]), r["setting"]["bound"], r["setting"]["detach"]
+            tuple(r["setting"]["weights"]), r["setting"]["bound"], r["setting"]["detach"],
+            r["setting"].get("bian", False),
         )
         by_setting.setdefault(key, []).append(r)
     for setting, runs in by_setting.items():
@@ -455,21 +544,29 @@ def vipocc_table(results: list[dict]) -> str:
             f["abs_rel"] < r["prior"]["abs_rel"] and f["mean_error"] < r["prior"]["mean_error"]
             for f, r in zip(finals, runs)
         )
+        rendered = [f.get("rendered_error") for f in finals]
+        patch = [f.get("patch_error") for f in finals]
         rows.append(
             [f"aligned depth D̂, {setting.name}", str(len(runs))]
             + [pm([f["abs_rel"] for f in finals]), pm([f["mean_error"] for f in finals])]
             + [f"{better}/{len(runs)}"]
+            + [pm(patch) if None not in patch else "", pm(rendered) if None not in rendered else ""]
         )
     return markdown_table(
         ["depth of the held-out principal frames", "seeds", "AbsRel (%)", "mean error (cm)",
-         "seeds better than D_p on both"],
+         "seeds better than D_p on both", "on patches: D̂ error (cm)",
+         "on patches: rendered depth error (cm)"],
         rows,
     )
 
 
 DEPTH_SETTINGS = {
-    "eq7": DepthSetting((1.0, 1.0)),
     "ta": DepthSetting((1.0, 0.0)),
+    "eq7": DepthSetting((1.0, 1.0)),
+    "eq7-w0.1": DepthSetting((1.0, 0.1)),
+    "eq7-w0.01": DepthSetting((1.0, 0.01)),
+    "ta-m1": DepthSetting((1.0, 0.0), bian=False),
+    "eq7-m1": DepthSetting((1.0, 1.0), bian=False),
     "eq7-detached": DepthSetting((1.0, 1.0), detach=True),
     "eq7-bounded": DepthSetting((1.0, 1.0), bound=0.2),
     "ta-bounded": DepthSetting((1.0, 0.0), bound=0.2),
@@ -477,21 +574,25 @@ DEPTH_SETTINGS = {
 
 
 def vipocc_experiment(args, log=print) -> dict:
-    recipe = DepthRecipe()
+    recipe = DepthRecipe(texture=args.texture)
     seeds = list(range(args.seeds))
     log(
         f"ViPOcc depth: {recipe.train_scenes} x {recipe.pairs_per_train_scene} training pairs "
-        f"of consecutive walk frames ({recipe.step_deg:g} degrees apart), {recipe.epochs} "
+        f"of consecutive walk frames ({recipe.step_deg:g} degrees apart, surface texture "
+        f"{recipe.texture:g}), {recipe.epochs} "
         f"epochs; {recipe.val_scenes} x {recipe.pairs_per_val_scene} held-out principal frames; "
         f"seeds {seeds}"
     )
+    landscape = alignment_landscape(recipe)
+    log("\nTemporal alignment on the held-out pairs (true depth D scaled by s):\n")
+    log(landscape)
     settings = [DEPTH_SETTINGS[name] for name in args.depth_settings]
     jobs = [(s, recipe, seed) for s in settings for seed in seeds]
     results = run_jobs(_vipocc_job, jobs, args.workers, log, _cache(args))
     table = vipocc_table(results)
     log("\nViPOcc depth on held-out frames (final epoch, mean ± std over seeds):\n")
     log(table)
-    return {"results": results, "table": table}
+    return {"results": results, "table": table, "landscape": landscape}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,11 +805,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument(
         "--depth-settings",
         nargs="*",
-        default=["eq7", "ta", "eq7-detached"],
+        default=["ta", "eq7", "eq7-w0.1", "eq7-w0.01", "eq7-detached", "ta-m1"],
         choices=list(DEPTH_SETTINGS),
-        help="losses trained: eq7 (ViPOcc's Eq. 7, both terms), ta (temporal alignment only), "
-        "eq7-detached (Eq. 7 with the aligned depth detached in L_rc^d), eq7-bounded and "
-        "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p, not in ViPOcc)",
+        help="losses trained: ta (temporal alignment, Eq. 9 with the Bian et al. mask), eq7 "
+        "(ViPOcc's Eq. 7, both terms, lambda1 = lambda2 = 1), eq7-w0.1 and eq7-w0.01 (Eq. 7 "
+        "with lambda2 = 0.1, 0.01), ta-m1 and eq7-m1 (L_ta with M = 1), and, not in "
+        "ViPOcc: eq7-detached (the aligned depth detached in L_rc^d), eq7-bounded and "
+        "ta-bounded (the inverse-depth correction bounded to 0.2 / D_p)",
+    )
+    g.add_argument(
+        "--texture",
+        type=float,
+        default=DepthRecipe.texture,
+        help="amplitude of the solid surface texture of the view pairs (make_view_pair's "
+        "texture; 0: the flat-coloured renders, where photometric alignment sees no depth)",
     )
     return p.parse_args(argv)
 

@@ -20,6 +20,7 @@ from gaussocc_ops.examples.models.vipocc import (
     ViPOccOutput,
     foundation_prior,
     make_view_pair,
+    surface_texture,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "foundation_prior",
     "make_view_pair",
     "sensor_cameras",
+    "surface_texture",
 ]

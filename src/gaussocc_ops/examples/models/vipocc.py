@@ -4,6 +4,7 @@ density field rendered on SNOG patches."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -70,6 +71,48 @@ def foundation_prior(
     return torch.where(depth > 0, prior, torch.zeros_like(depth))
 
 
+def surface_texture(
+    points: torch.Tensor,
+    seed: int,
+    *,
+    bounds: torch.Tensor,
+    cells: Sequence[float] = (0.24, 0.08),
+) -> torch.Tensor:
+    """A solid (3D) value-noise texture in ``[-1, 1]`` at the world ``points [..., 3]`` of room
+    ``seed``: for each cell size in ``cells`` (metres) a lattice of uniform random values in
+    ``[-1, 1]`` over ``bounds [2, 3]`` (the room's corners, one cell of margin), interpolated
+    trilinearly; the octaves are averaged. It depends only on the seed and the world point, so
+    every view of a surface point sees the same value (a Lambertian texture, consistent across
+    frames, which photometric alignment needs)."""
+    g = torch.Generator().manual_seed(1_000_003 * (int(seed) + 1))
+    lo = bounds[0].to(points.dtype) - max(cells)
+    hi = bounds[1].to(points.dtype) + max(cells)
+    flat = points.reshape(-1, 3)
+    total = torch.zeros(flat.shape[0], dtype=points.dtype)
+    for cell in cells:
+        n = [int(v) + 2 for v in ((hi - lo) / cell).ceil().tolist()]
+        lattice = 2 * torch.rand(1, 1, n[2], n[1], n[0], generator=g, dtype=points.dtype) - 1
+        # grid_sample's (x, y, z) index (W, H, D); align_corners=True puts -1 / 1 on the
+        # first / last lattice node, lo + (n - 1) cell
+        coords = 2 * (flat - lo) / (cell * (torch.tensor(n, dtype=points.dtype) - 1)) - 1
+        total += F.grid_sample(
+            lattice, coords.view(1, 1, 1, -1, 3), mode="bilinear", align_corners=True
+        ).view(-1)
+    return (total / len(cells)).view(points.shape[:-1])
+
+
+def _textured(frame, scene, amplitude: float) -> torch.Tensor:
+    """``frame.rgb`` times ``1 + amplitude * surface_texture`` at each pixel's surface point."""
+    K, cam2world = frame.K, frame.cam2world
+    _, H, W = frame.rgb.shape
+    v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    rays = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
+    cam = rays * frame.depth[0, ..., None]
+    world = cam @ cam2world[:3, :3].T + cam2world[:3, 3]
+    tex = surface_texture(world, scene.seed, bounds=scene.bounds)
+    return (frame.rgb * (1 + amplitude * tex)).clamp(0, 1) * (frame.depth > 0)
+
+
 def make_view_pair(
     seeds,
     *,
@@ -77,12 +120,20 @@ def make_view_pair(
     image_size=(96, 128),
     angles: Sequence[float] | None = None,
     step_deg: float = 10.0,
+    texture: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> ViewPair:
     """Consecutive frames of :func:`scenes.walk_camera` in the indoor rooms ``seeds``: the
     target at ``angles[i]`` degrees (default: drawn from ``generator``) and the source
     ``step_deg`` further (10 degrees: 0.26 m of motion and a 10 degree turn, as consecutive
-    video frames), each with a :func:`foundation_prior` of its depth."""
+    video frames), each with a :func:`foundation_prior` of its depth.
+
+    ``texture > 0`` multiplies every surface's colour by ``1 + texture * n(p)`` with ``n`` the
+    room's :func:`surface_texture` at the surface point ``p`` (``scenes.render_frame`` paints
+    walls in flat colours, where a photometric loss cannot see depth); 0 keeps the plain
+    renders."""
+    if not 0 <= texture < 1:
+        raise ValueError(f"texture must lie in [0, 1), got {texture}")
     grid = grid or scenes.indoor_grid()
     seeds = list(seeds)
     if angles is None:
@@ -92,12 +143,13 @@ def make_view_pair(
     frames = []
     for seed, angle in zip(seeds, angles):
         scene = scenes.make_scene(int(seed), grid=grid)
-        frames.append(
-            [
-                scenes.render_frame(scene, scenes.walk_camera(scene, a, image_size=image_size))
-                for a in (angle, angle + step_deg)
-            ]
-        )
+        pair = [
+            scenes.render_frame(scene, scenes.walk_camera(scene, a, image_size=image_size))
+            for a in (angle, angle + step_deg)
+        ]
+        if texture > 0:
+            pair = [dataclasses.replace(f, rgb=_textured(f, scene, texture)) for f in pair]
+        frames.append(pair)
     depth = torch.stack([torch.stack([f.depth for f in pair]) for pair in frames])
     prior = foundation_prior(depth.flatten(0, 1), generator)
     first = [pair[0] for pair in frames]
@@ -144,7 +196,8 @@ class ViPOccDepthBranch(nn.Module):
     * Depth: an encoder of ``[rgb, 1 / D_p]`` gives spatial features ``F_s`` and
       ``go.InverseDepthAlignment`` returns ``D = 1 / (1 / D_p + f(F_s) + eps)`` (Eq. 3), the
       prior itself at initialisation (zero-initialised head).
-    * Density field: ``sigma(p) = MLP([F_r(x), PE(t)])`` along the ray of pixel ``x`` at distance
+    * Density field: a parallel encoder of the same input gives the reconstruction features
+      ``F_r`` and ``sigma(p) = MLP([F_r(x), PE(t)])`` along the ray of pixel ``x`` at distance
       ``t`` (reconstruction features + positional embedding, as in ViPOcc / BTS), rendered with
       ``alpha_i = 1 - exp(-sigma_i dt)``, ``T_i = prod_{j<i} (1 - alpha_j)``,
       ``D_r = sum_i T_i alpha_i t_i`` and ``I_r = sum_i T_i alpha_i c_i`` (Eq. 2), ``c_i`` the
@@ -153,7 +206,8 @@ class ViPOccDepthBranch(nn.Module):
       ``go.snog_sample`` around the principal view's instances are rendered.
 
     Losses (:meth:`loss`): temporal alignment ``L_ta`` (Eq. 8-9, ``go.losses.
-    photometric_alignment_loss`` with the Bian et al. mask from the source depth),
+    photometric_alignment_loss`` with the Bian et al. mask from the source depth; ``M = 1`` with
+    ``bian_mask=False``),
     ``L_rc^d`` (Eq. 10) and ``L_rc^rgb`` (Eq. 11); ``L = l1 L_ta + l2 (L_rc^d + L_rc^rgb)``.
 
     Example:
@@ -177,7 +231,7 @@ class ViPOccDepthBranch(nn.Module):
         far: float = 6.0,
         num_freqs: int = 6,
         weights: tuple[float, float] = (1.0, 1.0),
-        bian_mask: bool = False,
+        bian_mask: bool = True,
         correction_bound: float | None = None,
         detach_rc_depth: bool = False,
     ) -> None:
@@ -192,6 +246,8 @@ class ViPOccDepthBranch(nn.Module):
         # Where Depth Anything V2 plugs in: its depth is the prior `D_p` passed to forward and its
         # features would replace (or feed) `encoder`.
         self.encoder = TinyBackbone(4, channels)
+        # ViPOcc extracts F_s and F_r with parallel encoders: the density field has its own
+        self.recon_encoder = TinyBackbone(4, channels)
         self.spatial = nn.Conv2d(channels, channels, 3, padding=1)
         self.recon = nn.Conv2d(channels, channels, 3, padding=1)
         self.align = InverseDepthAlignment(channels)
@@ -202,7 +258,8 @@ class ViPOccDepthBranch(nn.Module):
     def forward(self, rgb: torch.Tensor, prior_depth: torch.Tensor) -> ViPOccOutput:
         """``rgb [B, 3, H, W]``, ``prior_depth [B, 1, H, W]`` (metric-ish z-depth, ``> 0``)."""
         inv = 1.0 / prior_depth.clamp_min(self.align.min_depth)
-        feats = self.encoder(torch.cat([rgb, inv], 1))
+        x = torch.cat([rgb, inv], 1)
+        feats = self.encoder(x)
         if self.correction_bound is None:
             depth = self.align(self.spatial(feats), prior_depth)  # Eq. 3
         else:
@@ -223,7 +280,7 @@ class ViPOccDepthBranch(nn.Module):
                 min_depth=self.align.min_depth,
                 max_depth=self.align.max_depth,
             )
-        return ViPOccOutput(depth, self.recon(feats))
+        return ViPOccOutput(depth, self.recon(self.recon_encoder(x)))
 
     def render_patches(
         self,
