@@ -56,7 +56,7 @@ def test_quick_demo_learns_and_writes_figures(tmp_path, capsys):
 def _drawn_pixels(path) -> dict:
     """Per class: the pixels of the image at ``path`` that are its colour times a shade in
     [0.3, 1] (the voxel pictures shade each face)."""
-    pixels = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).float().reshape(-1, 3)
+    pixels = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).float().reshape(-1, 3)
     out = {}
     for index, name in enumerate(scenes.INDOOR_CLASSES[1:], start=1):
         color = scenes.CLASS_COLORS[index] * 255
