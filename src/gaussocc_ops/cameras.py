@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from gaussocc_ops._checks import check_image_size, check_number
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.types import Cameras, VoxelGrid
 
 
@@ -157,8 +158,7 @@ def resized(cams: Cameras, height: int, width: int) -> Cameras:
         raise TypeError(f"cams must be gaussocc_ops.Cameras, got {type(cams).__name__}")
     height, width = check_image_size("(height, width)", (height, width))
     sx, sy = width / cams.width, height / cams.height
-    scale = torch.tensor([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], dtype=cams.Ks.dtype,
-                         device=cams.Ks.device)
+    scale = constant([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], cams.Ks.dtype, cams.device)
     return Cameras._trusted(
         cams.viewmats, cams.Ks * scale, height=height, width=width, model=cams.model
     )

@@ -13,9 +13,10 @@ import torch
 
 from gaussocc_ops import cameras as camlib
 from gaussocc_ops._checks import check_tensor, describe
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.splat import splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
-from gaussocc_ops.voxelize import check_label_range, labels_to_gaussians, voxels_to_gaussians
+from gaussocc_ops.voxelize import _labels_to_gaussians, check_label_range, voxels_to_gaussians
 
 STRATEGIES = ("sensor", "elevated", "elevated_around", "random", "dynamic")
 GT_VALID_ALPHA = 0.5  # depth is compared where the ground-truth render is at least this opaque
@@ -183,6 +184,7 @@ class GaussRenderLoss(torch.nn.Module):
                 grid, bev_resolution if bev_resolution is not None else (Y, X)
             )
         self._cache: tuple | None = None
+        self._moved: dict[tuple[str, torch.device], tuple[Cameras, Cameras]] = {}
 
     # -- cameras ---------------------------------------------------------------------------------
 
@@ -192,19 +194,34 @@ class GaussRenderLoss(torch.nn.Module):
         """The views of this step: ``{"cam": ..., "bev": ...}`` (each when present)."""
         base = cams if cams is not None else self.cams
         if base is not None and self.strategy is not None:
-            base = self._apply_strategy(base.to(pred_logits.device), pred_logits, gt_labels)
+            base = self._apply_strategy(
+                self._to_device(base, pred_logits.device), pred_logits, gt_labels
+            )
         return self._fixed_cameras(base, pred_logits.device)
 
     def _fixed_cameras(self, base: Cameras | None, device) -> dict[str, Cameras]:
         out: dict[str, Cameras] = {}
         if base is not None:
-            base = base.to(device)
+            base = self._to_device(base, device)
             if self.render_size is not None:
                 base = camlib.resized(base, *self.render_size)
             out["cam"] = base
         if self.bev_cams is not None:
-            out["bev"] = self.bev_cams.to(device)
+            out["bev"] = self._to_device(self.bev_cams, device)
         return out
+
+    def _to_device(self, cams: Cameras, device: torch.device) -> Cameras:
+        """``cams`` on ``device``. The loss's own cameras are moved once per device and kept: a
+        host→device copy waits for the GPU work queued before it (a synchronisation)."""
+        if cams.device == device:
+            return cams
+        if cams is not self.cams and cams is not self.bev_cams:
+            return cams.to(device)
+        key = ("cam" if cams is self.cams else "bev", device)
+        hit = self._moved.get(key)
+        if hit is None or hit[0] is not cams:  # (the attribute may have been reassigned)
+            hit = self._moved[key] = (cams, cams.to(device))
+        return hit[1]
 
     def _apply_strategy(self, base, pred_logits, gt_labels) -> Cameras:
         B = pred_logits.shape[0]
@@ -241,16 +258,22 @@ class GaussRenderLoss(torch.nn.Module):
             if self.strategy is not None:
                 raise ValueError("render_targets needs explicit cameras when a strategy is used")
             cameras = self._fixed_cameras(self.cams, gt_labels.device)
+        return self._render_targets(gt_labels, mask, cameras)
+
+    def _render_targets(self, gt_labels, mask, cameras) -> GaussRenderTargets:
+        """:meth:`render_targets` on checked labels: no value check, no host synchronisation."""
         keep = self._keep_mask(gt_labels, mask)
         with torch.no_grad():
-            g = labels_to_gaussians(
+            g = _labels_to_gaussians(
                 gt_labels,
                 self.grid,
-                num_classes=self.num_classes,
-                empty_class=self.empty_class,
-                ignore_index=self.ignore_index,
-                scale=self.scale,
-                valid_mask=keep,
+                self.num_classes,
+                self.empty_class,
+                self.ignore_index,
+                self.scale,
+                keep,
+                torch.float32,
+                compact=False,
             )
             renders = {name: self._render(g, c) for name, c in cameras.items()}
         return GaussRenderTargets(cameras, renders)
@@ -290,11 +313,13 @@ class GaussRenderLoss(torch.nn.Module):
         with torch.autocast(pred_logits.device.type, enabled=False):
             if targets is None:
                 fixed = self.strategy is None and cams is None
-                if fixed and self.cache_gt:
+                # the cache compares the labels with the cached ones: a host synchronisation,
+                # and a data-dependent branch that torch.compile cannot trace
+                if fixed and self.cache_gt and not torch.compiler.is_compiling():
                     targets = self._cached_targets(gt_labels, mask)
                 else:
                     views = self.sample_cameras(pred_logits, gt_labels, cams)
-                    targets = self.render_targets(gt_labels, mask=mask, cameras=views)
+                    targets = self._render_targets(gt_labels, mask, views)
             pred = voxels_to_gaussians(
                 pred_logits,
                 self.grid,
@@ -303,6 +328,7 @@ class GaussRenderLoss(torch.nn.Module):
                 colors=self.colors,
                 scale=self.scale,
                 valid_mask=self._keep_mask(gt_labels, mask),
+                compact=False,
             )
             terms = self._terms(pred, targets)
         if return_terms:
@@ -349,10 +375,10 @@ class GaussRenderLoss(torch.nn.Module):
         if self.depth_range is not None:
             return like.new_full((B, V), self.depth_range)
         lo, hi = self.grid.origin, self.grid.upper
-        corners = torch.tensor(
+        corners = constant(
             [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])],
-            dtype=like.dtype,
-            device=like.device,
+            like.dtype,
+            like.device,
         )
         vm = cams.viewmats.to(like.dtype)
         z = corners @ vm[..., 2, :3].transpose(-1, -2) + vm[..., 2, 3].unsqueeze(-2)  # [..., 8, V]
