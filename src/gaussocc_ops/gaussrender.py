@@ -78,7 +78,10 @@ class GaussRenderLoss(torch.nn.Module):
         scale: Gaussian standard deviation (default ``voxel_size / 2``, App. E.1).
         depth_range: fixed ``d_range`` in metres for every view (default: per view, from the grid).
         cache_gt: with fixed cameras, reuse the ground-truth renders while the labels (and mask)
-            are unchanged.
+            are unchanged. The comparison reads back to the host each call (on a GPU, a
+            synchronisation) and is skipped under ``torch.compile``; with ``cache_gt=False``
+            (or ``targets=``) and value checks off, a step makes no synchronisation outside the
+            CUDA rasterizer (see ``docs/design.md``).
         generator: random source of the camera strategy.
         backend: passed to :func:`gaussocc_ops.splat`.
 
