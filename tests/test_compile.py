@@ -60,9 +60,7 @@ class HostSyncs(TorchDispatchMode):
             for i in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ())
         )
         if name in SYNC_OPS or bool_index:
-            frames = [
-                f.name for f in traceback.extract_stack() if "gaussocc_ops" in f.filename
-            ]
+            frames = [f.name for f in traceback.extract_stack() if "gaussocc_ops" in f.filename]
             self.calls.append((name, frames))
         return func(*args, **(kwargs or {}))
 
@@ -204,7 +202,8 @@ def test_cuda_step_synchronises_only_in_the_rasterizer():
             loss, grad = loss_and_grad(loss_fn, pred, gt, mask=mask)
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    expected = loss_and_grad(make_loss(cache_gt=False), *(t.cpu() for t in (pred, gt)),
-                             mask=mask.cpu())
+    expected = loss_and_grad(
+        make_loss(cache_gt=False), *(t.cpu() for t in (pred, gt)), mask=mask.cpu()
+    )
     torch.testing.assert_close(loss.cpu(), expected[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grad.cpu(), expected[1], rtol=1e-4, atol=1e-6)
