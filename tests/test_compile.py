@@ -155,6 +155,19 @@ def test_eager_step_reads_nothing_back(kw):
     assert [frames[-1] for _, frames in syncs.calls] == ["check_label_range"]
 
 
+def test_labels_are_checked_once_per_call_with_the_ground_truth_cache():
+    """With the cache (value checks on): a miss checks the labels once, a hit only compares
+    them with the cached (checked) ones."""
+    pred, gt, mask = scene()
+    loss_fn = make_loss(cache_gt=True)
+    innermost = []
+    for _ in range(2):
+        with HostSyncs() as syncs:
+            loss_and_grad(loss_fn, pred, gt, mask=mask)
+        innermost.append([frames[-1] for _, frames in syncs.calls])
+    assert innermost == [["check_label_range"], ["_same", "_same"]]  # labels, then mask
+
+
 def test_sync_detector_sees_what_the_compacting_path_reads_back():
     """The detector is not blind: the compacting voxelization (a count read back and a
     nonzero) and the ground-truth cache (a label comparison) are caught."""

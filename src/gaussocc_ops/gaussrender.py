@@ -303,7 +303,7 @@ class GaussRenderLoss(torch.nn.Module):
         return_terms: bool = False,
     ):
         self._check_pred(pred_logits)
-        self._check_labels(gt_labels)
+        self._check_labels(gt_labels, values=False)
         if gt_labels.shape[0] != pred_logits.shape[0] or gt_labels.device != pred_logits.device:
             raise ValueError(
                 f"gt_labels ({describe(gt_labels)}) must match pred_logits "
@@ -313,12 +313,20 @@ class GaussRenderLoss(torch.nn.Module):
             raise TypeError(f"cams must be gaussocc_ops.Cameras or None, got {type(cams).__name__}")
         if targets is not None and not isinstance(targets, GaussRenderTargets):
             raise TypeError(f"targets must be GaussRenderTargets, got {type(targets).__name__}")
+        # the cache compares the labels with the cached ones: a host synchronisation, and a
+        # data-dependent branch that torch.compile cannot trace
+        cached = (
+            targets is None
+            and self.strategy is None
+            and cams is None
+            and self.cache_gt
+            and not torch.compiler.is_compiling()
+        )
+        if not cached:  # (a cache miss checks them in render_targets: once per call either way)
+            check_label_range(gt_labels, self.num_classes, self.ignore_index)
         with torch.autocast(pred_logits.device.type, enabled=False):
             if targets is None:
-                fixed = self.strategy is None and cams is None
-                # the cache compares the labels with the cached ones: a host synchronisation,
-                # and a data-dependent branch that torch.compile cannot trace
-                if fixed and self.cache_gt and not torch.compiler.is_compiling():
+                if cached:
                     targets = self._cached_targets(gt_labels, mask)
                 else:
                     views = self.sample_cameras(pred_logits, gt_labels, cams)
@@ -367,8 +375,8 @@ class GaussRenderLoss(torch.nn.Module):
         return terms
 
     def _render(self, g: Gaussians, cams: Cameras) -> ViewRenders:
-        background = torch.zeros(self.num_classes, dtype=g.features.dtype, device=g.device)
-        background[self.empty_class] = 1.0
+        classes = torch.arange(self.num_classes, device=g.device)
+        background = (classes == self.empty_class).to(g.features.dtype)  # one-hot empty class
         out = splat(g, cams, depth_mode="accumulated", background=background, backend=self.backend)
         return ViewRenders(out.features, out.depth[..., 0], out.alpha[..., 0])
 
@@ -416,7 +424,7 @@ class GaussRenderLoss(torch.nn.Module):
         if not pred_logits.is_floating_point():
             raise TypeError(f"pred_logits must be floating point, got {describe(pred_logits)}")
 
-    def _check_labels(self, gt_labels) -> None:
+    def _check_labels(self, gt_labels, values: bool = True) -> None:
         check_tensor("gt_labels", gt_labels)
         if gt_labels.dim() != 4 or tuple(gt_labels.shape[1:]) != self.grid.shape:
             raise ValueError(
@@ -424,7 +432,8 @@ class GaussRenderLoss(torch.nn.Module):
             )
         if gt_labels.is_floating_point() or gt_labels.dtype == torch.bool:
             raise TypeError(f"gt_labels must be an integer tensor, got {describe(gt_labels)}")
-        check_label_range(gt_labels, self.num_classes, self.ignore_index)
+        if values:
+            check_label_range(gt_labels, self.num_classes, self.ignore_index)
 
 
 def voxel_cross_entropy(
