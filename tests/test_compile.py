@@ -201,12 +201,20 @@ class _SyncsAllowedIn(TorchDispatchMode):
 
 
 @requires_cuda
-def test_cuda_step_synchronises_only_in_the_rasterizer():
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"strategy": "random", "strategy_kwargs": {"num_views": 1}}],
+    ids=["fixed", "random"],
+)
+def test_cuda_step_synchronises_only_in_the_rasterizer(kw):
     """On a GPU, with value checks off, a step (forward + backward) makes no synchronisation
     outside ``rasterize``, whose CUDA binning reads its intersection count back to size the
-    tile lists (once per call, see docs/design.md); any other would raise."""
+    tile lists (once per call, see docs/design.md); any other would raise. The random views are
+    drawn from a CPU generator and copied without blocking."""
     pred, gt, mask = (t.cuda() for t in scene())
-    loss_fn = make_loss(cache_gt=False, backend="cuda")
+    loss_fn = make_loss(
+        cache_gt=False, backend="cuda", generator=torch.Generator().manual_seed(0), **kw
+    )
     loss_and_grad(loss_fn, pred, gt, mask=mask)  # first call: cameras moved to the GPU
     torch.cuda.synchronize()
     with go.value_checks(False), _SyncsAllowedIn("gaussocc::rasterize"):
@@ -215,8 +223,8 @@ def test_cuda_step_synchronises_only_in_the_rasterizer():
             loss, grad = loss_and_grad(loss_fn, pred, gt, mask=mask)
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    expected = loss_and_grad(
-        make_loss(cache_gt=False), *(t.cpu() for t in (pred, gt)), mask=mask.cpu()
-    )
+    reference = make_loss(cache_gt=False, generator=torch.Generator().manual_seed(0), **kw)
+    loss_and_grad(reference, *(t.cpu() for t in (pred, gt)), mask=mask.cpu())  # same draws
+    expected = loss_and_grad(reference, *(t.cpu() for t in (pred, gt)), mask=mask.cpu())
     torch.testing.assert_close(loss.cpu(), expected[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grad.cpu(), expected[1], rtol=1e-4, atol=1e-6)
