@@ -7,6 +7,11 @@ truth, so most voxels are empty and dropped before rendering) and "untrained" (r
 every voxel is rendered). ``cached`` reuses the ground-truth renders (fixed cameras);
 ``uncached`` renders the ground truth in every call.
 
+``--compare-compact`` times, in the same run and alternating step by step, the loss as it is
+(one Gaussian per voxel, the dropped ones invalid: no host synchronisation) against the loss with
+its voxelization forced to ``compact=True`` (the kept voxels packed), and checks that both give
+the same loss and gradient bit for bit.
+
 ``--memory`` (defaults: a 900 x 1600 camera and a 400 x 400 BEV view) reports the bytes of every
 buffer the CUDA path allocates, from formulas (``memory_formulas``) whose data-dependent lengths
 (Gaussians, tile intersections) are counted by running the step on the CPU kernels, which bin
@@ -364,6 +369,83 @@ def memory_report(args) -> dict:
     return report
 
 
+def compare_compact(args, grid, cams, device) -> dict:
+    """Same-run timing of fixed-size against compacted voxelization in the loss (see above)."""
+    import statistics
+    import time
+
+    from gaussocc_ops import gaussrender
+
+    def forced(fn):
+        return lambda *a, **k: fn(*a, **{**k, "compact": True})
+
+    def use(fns):
+        gaussrender.voxels_to_gaussians, gaussrender._labels_to_gaussians = fns
+
+    fixed = (gaussrender.voxels_to_gaussians, gaussrender._labels_to_gaussians)
+    compacted = tuple(forced(fn) for fn in fixed)
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for B in args.batch:
+        labels = synthetic_labels(grid, B, args.classes, gen).to(device)
+        for kind in args.kinds:
+            logits = predictions(labels.cpu(), args.classes, kind, gen).to(device)
+            for cached in (True, False):
+                steps, results = {}, {}
+                for name, fns in (("fixed", fixed), ("compacted", compacted)):
+                    loss_fn = go.GaussRenderLoss(
+                        cams.to(device),
+                        grid=grid,
+                        num_classes=args.classes,
+                        empty_class=args.classes - 1,
+                        bev_resolution=args.bev,
+                        cache_gt=cached,
+                        backend=args.backend,
+                    )
+                    pred = logits.clone().requires_grad_()
+
+                    def step(loss_fn=loss_fn, pred=pred, fns=fns, labels=labels):
+                        use(fns)
+                        try:
+                            pred.grad = None
+                            loss = loss_fn(pred, labels)
+                            loss.backward()
+                        finally:
+                            use(fixed)
+                        return loss.detach(), pred.grad
+
+                    results[name] = step()  # (fills the ground-truth cache)
+                    step()
+                    steps[name] = step
+                times = {name: [] for name in steps}
+                for _ in range(args.repeat):
+                    for name, step in steps.items():
+                        t0 = time.perf_counter()
+                        step()
+                        if device.type == "cuda":
+                            torch.cuda.synchronize()
+                        times[name].append((time.perf_counter() - t0) * 1000.0)
+                med = {name: statistics.median(t) for name, t in times.items()}
+                row = {
+                    "batch": B,
+                    "prediction": kind,
+                    "gt": "cached" if cached else "uncached",
+                    "fixed_ms": med["fixed"],
+                    "compacted_ms": med["compacted"],
+                    "identical": all(
+                        torch.equal(a, b)
+                        for a, b in zip(results["fixed"], results["compacted"], strict=True)
+                    ),
+                }
+                rows.append(row)
+                print(
+                    f"B={B} {kind:9s} GT {row['gt']:8s} fixed-size {med['fixed']:9.1f} ms  "
+                    f"compacted {med['compacted']:9.1f} ms  ratio "
+                    f"{med['fixed'] / med['compacted']:.2f}  identical {row['identical']}"
+                )
+    return {"machine": machine(), "args": vars(args), "compare_compact": rows}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -392,6 +474,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument(
+        "--compare-compact",
+        action="store_true",
+        help="time fixed-size against compacted voxelization in the loss (see above)",
+    )
     parser.add_argument(
         "--memory",
         action="store_true",
@@ -433,6 +520,9 @@ def main(argv=None) -> int:
         f"grid {tuple(args.grid)}, {args.classes} classes, camera {args.image[0]}x{args.image[1]}, "
         f"BEV {args.bev}x{args.bev}, device {device}, backend {args.backend}"
     )
+    if args.compare_compact:
+        save(compare_compact(args, grid, cams, device), args.json)
+        return 0
     results = {"machine": machine(), "args": vars(args), "rows": []}
     gen = torch.Generator().manual_seed(0)
     for B in args.batch:

@@ -132,6 +132,52 @@ def test_labels_to_gaussians_occupied_only_one_hot_opacity_one():
     assert float(out.alpha.abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_fixed_size_gaussians_render_as_the_compacted_ones(backend):
+    """compact=False: one Gaussian per voxel, the dropped ones invalid; the kept entries are the
+    compacted ones in the same order, and both render the same images and gradients."""
+    gen = torch.Generator().manual_seed(3)
+    grid = go.VoxelGrid((-1.0, -1.0, 0.0), 0.5, (4, 4, 2))
+    B, C, M = 2, 3, 32
+    logits = torch.randn(B, C, *grid.shape, generator=gen) * 4
+    logits[:, 2, :2] += 9.0  # opacity < 1/255 in half of the voxels: dropped too
+    mask = torch.rand(B, *grid.shape, generator=gen) < 0.7
+    labels = torch.randint(0, C, (B, *grid.shape), generator=gen)
+    labels[0, 0, 0, 0] = 255
+    cam = go.Cameras(
+        camlib.look_at(torch.tensor([[0.2, -2.5, 2.5]]), torch.tensor([[0.0, 0, 0]])),
+        camlib.pinhole_intrinsics(90.0, height=12, width=16)[None],
+        height=12,
+        width=16,
+    )
+    renders, grads, gaussians = {}, {}, {}
+    for compact in (True, False):
+        x = logits.clone().requires_grad_()
+        pred = go.voxels_to_gaussians(x, grid, empty_class=2, valid_mask=mask, compact=compact)
+        gt = go.labels_to_gaussians(
+            labels, grid, num_classes=C, empty_class=2, valid_mask=mask, compact=compact
+        )
+        out = go.splat(pred, cam, backend=backend)
+        (out.features.sum() + out.depth.sum()).backward()
+        renders[compact] = (*out, *go.splat(gt, cam, backend=backend))
+        grads[compact] = x.grad
+        gaussians[compact] = (pred, gt)
+    for packed, full in zip(gaussians[True], gaussians[False], strict=True):
+        assert full.num_gaussians == M and packed.num_gaussians < M
+        for b in range(B):
+            kept, n = full.valid[b], int(packed.valid[b].sum())
+            assert packed.valid[b, :n].all()
+            for name in ("means", "scales", "quats", "opacities", "features"):
+                assert torch.equal(getattr(packed, name)[b, :n], getattr(full, name)[b, kept])
+    # the kernels bit for bit; the reference composites every pixel against all N Gaussians
+    # with vectorised sums (culled ones add zeros) whose rounding depends on N
+    exact = backend == "auto"
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-6, "atol": 1e-6}
+    for a, b in zip(renders[True], renders[False], strict=True):
+        torch.testing.assert_close(a, b, **tol)
+    torch.testing.assert_close(grads[True], grads[False], **tol)
+
+
 def test_scale_options():
     labels = torch.zeros(1, *GRID.shape, dtype=torch.long)
     for scale, expected in (

@@ -122,6 +122,16 @@ def flatten(
     return t.expand(*batch, *tail).reshape(B, *tail).contiguous()
 
 
+def constant(values, dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
+    """A small tensor of Python numbers on ``device``, copied there without blocking: a blocking
+    host→device copy (``torch.tensor(values, device=...)``) waits for the GPU work queued before
+    it, a synchronisation in the middle of a step."""
+    t = torch.tensor(values, dtype=dtype)
+    if device is None or torch.device(device).type == "cpu":
+        return t
+    return t.to(device, non_blocking=True)
+
+
 def broadcast_batch(what: str, shape: Sequence[int], to: Sequence[int], to_what: str) -> torch.Size:
     """``torch.Size(to)`` when the batch shape ``shape`` broadcasts to it (expands to it without
     enlarging it); else a ValueError naming both."""

@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.cameras import look_at, pinhole_intrinsics  # noqa: F401  (doctests)
 from gaussocc_ops.geometry import viewmat_centers
 from gaussocc_ops.types import Cameras, VoxelGrid
@@ -257,7 +258,8 @@ def _pick_views(viewmats, Ks, num_views, generator):
 
 def _uniform(shape, generator, like: torch.Tensor) -> torch.Tensor:
     device = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=device).to(like.device, like.dtype)
+    u = torch.rand(shape, generator=generator, device=device)
+    return u.to(like.device, like.dtype, non_blocking=True)  # (a blocking copy would wait)
 
 
 def _scene_range(grid: VoxelGrid) -> float:
@@ -297,5 +299,5 @@ def _lift_and_tilt(viewmats: torch.Tensor, lift: float, tilt_deg: float) -> torc
         viewmats.shape[:-2], math.radians(tilt_deg), dtype=viewmats.dtype, device=viewmats.device
     )
     R = _rot_x(tilt) @ viewmats[..., :3, :3]
-    up = torch.tensor([0.0, 0.0, float(lift)], dtype=viewmats.dtype, device=viewmats.device)
+    up = constant([0.0, 0.0, float(lift)], viewmats.dtype, viewmats.device)
     return _compose(R, viewmat_centers(viewmats) + up)

@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from gaussocc_ops._checks import check_image_size, check_number
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.types import Cameras, VoxelGrid
 
 
@@ -29,11 +30,15 @@ def look_at(
     eye = torch.as_tensor(eye, dtype=torch.get_default_dtype()) if not torch.is_tensor(eye) else eye
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device)
     eye, target = torch.broadcast_tensors(eye, target)
-    up_t = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
+    up_t = (
+        torch.as_tensor(up, dtype=eye.dtype, device=eye.device)
+        if torch.is_tensor(up)
+        else constant([float(v) for v in up], eye.dtype, eye.device)
+    ).expand_as(eye)
     forward = torch.nn.functional.normalize(target - eye, dim=-1)
     right = torch.linalg.cross(forward, up_t, dim=-1)
     degenerate = right.norm(dim=-1, keepdim=True) < 1e-6
-    x_axis = torch.tensor([1.0, 0.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
+    x_axis = constant([1.0, 0.0, 0.0], eye.dtype, eye.device).expand_as(eye)
     right = torch.nn.functional.normalize(torch.where(degenerate, x_axis, right), dim=-1)
     down = torch.linalg.cross(forward, right, dim=-1)
     R = torch.stack([right, down, forward], dim=-2)
@@ -157,9 +162,7 @@ def resized(cams: Cameras, height: int, width: int) -> Cameras:
         raise TypeError(f"cams must be gaussocc_ops.Cameras, got {type(cams).__name__}")
     height, width = check_image_size("(height, width)", (height, width))
     sx, sy = width / cams.width, height / cams.height
-    scale = torch.tensor(
-        [[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], dtype=cams.Ks.dtype, device=cams.Ks.device
-    )
+    scale = constant([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]], cams.Ks.dtype, cams.device)
     return Cameras._trusted(
         cams.viewmats, cams.Ks * scale, height=height, width=width, model=cams.model
     )

@@ -13,9 +13,10 @@ import torch
 
 from gaussocc_ops import cameras as camlib
 from gaussocc_ops._checks import check_tensor, describe
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.splat import splat
 from gaussocc_ops.types import Cameras, Gaussians, VoxelGrid
-from gaussocc_ops.voxelize import check_label_range, labels_to_gaussians, voxels_to_gaussians
+from gaussocc_ops.voxelize import _labels_to_gaussians, check_label_range, voxels_to_gaussians
 
 STRATEGIES = ("sensor", "elevated", "elevated_around", "random", "dynamic")
 GT_VALID_ALPHA = 0.5  # depth is compared where the ground-truth render is at least this opaque
@@ -77,7 +78,10 @@ class GaussRenderLoss(torch.nn.Module):
         scale: Gaussian standard deviation (default ``voxel_size / 2``, App. E.1).
         depth_range: fixed ``d_range`` in metres for every view (default: per view, from the grid).
         cache_gt: with fixed cameras, reuse the ground-truth renders while the labels (and mask)
-            are unchanged.
+            are unchanged. The comparison reads back to the host each call (on a GPU, a
+            synchronisation) and is skipped under ``torch.compile``; with ``cache_gt=False``
+            (or ``targets=``) and value checks off, a step makes no synchronisation outside the
+            CUDA rasterizer (see ``docs/design.md``).
         generator: random source of the camera strategy.
         backend: passed to :func:`gaussocc_ops.splat`.
 
@@ -183,6 +187,7 @@ class GaussRenderLoss(torch.nn.Module):
                 grid, bev_resolution if bev_resolution is not None else (Y, X)
             )
         self._cache: tuple | None = None
+        self._moved: dict[tuple[str, torch.device], tuple[Cameras, Cameras]] = {}
 
     # -- cameras ---------------------------------------------------------------------------------
 
@@ -192,19 +197,34 @@ class GaussRenderLoss(torch.nn.Module):
         """The views of this step: ``{"cam": ..., "bev": ...}`` (each when present)."""
         base = cams if cams is not None else self.cams
         if base is not None and self.strategy is not None:
-            base = self._apply_strategy(base.to(pred_logits.device), pred_logits, gt_labels)
+            base = self._apply_strategy(
+                self._to_device(base, pred_logits.device), pred_logits, gt_labels
+            )
         return self._fixed_cameras(base, pred_logits.device)
 
     def _fixed_cameras(self, base: Cameras | None, device) -> dict[str, Cameras]:
         out: dict[str, Cameras] = {}
         if base is not None:
-            base = base.to(device)
+            base = self._to_device(base, device)
             if self.render_size is not None:
                 base = camlib.resized(base, *self.render_size)
             out["cam"] = base
         if self.bev_cams is not None:
-            out["bev"] = self.bev_cams.to(device)
+            out["bev"] = self._to_device(self.bev_cams, device)
         return out
+
+    def _to_device(self, cams: Cameras, device: torch.device) -> Cameras:
+        """``cams`` on ``device``. The loss's own cameras are moved once per device and kept: a
+        host→device copy waits for the GPU work queued before it (a synchronisation)."""
+        if cams.device == device:
+            return cams
+        if cams is not self.cams and cams is not self.bev_cams:
+            return cams.to(device)
+        key = ("cam" if cams is self.cams else "bev", device)
+        hit = self._moved.get(key)
+        if hit is None or hit[0] is not cams:  # (the attribute may have been reassigned)
+            hit = self._moved[key] = (cams, cams.to(device))
+        return hit[1]
 
     def _apply_strategy(self, base, pred_logits, gt_labels) -> Cameras:
         B = pred_logits.shape[0]
@@ -241,16 +261,22 @@ class GaussRenderLoss(torch.nn.Module):
             if self.strategy is not None:
                 raise ValueError("render_targets needs explicit cameras when a strategy is used")
             cameras = self._fixed_cameras(self.cams, gt_labels.device)
+        return self._render_targets(gt_labels, mask, cameras)
+
+    def _render_targets(self, gt_labels, mask, cameras) -> GaussRenderTargets:
+        """:meth:`render_targets` on checked labels: no value check, no host synchronisation."""
         keep = self._keep_mask(gt_labels, mask)
         with torch.no_grad():
-            g = labels_to_gaussians(
+            g = _labels_to_gaussians(
                 gt_labels,
                 self.grid,
-                num_classes=self.num_classes,
-                empty_class=self.empty_class,
-                ignore_index=self.ignore_index,
-                scale=self.scale,
-                valid_mask=keep,
+                self.num_classes,
+                self.empty_class,
+                self.ignore_index,
+                self.scale,
+                keep,
+                torch.float32,
+                compact=False,
             )
             renders = {name: self._render(g, c) for name, c in cameras.items()}
         return GaussRenderTargets(cameras, renders)
@@ -277,7 +303,7 @@ class GaussRenderLoss(torch.nn.Module):
         return_terms: bool = False,
     ):
         self._check_pred(pred_logits)
-        self._check_labels(gt_labels)
+        self._check_labels(gt_labels, values=False)
         if gt_labels.shape[0] != pred_logits.shape[0] or gt_labels.device != pred_logits.device:
             raise ValueError(
                 f"gt_labels ({describe(gt_labels)}) must match pred_logits "
@@ -287,14 +313,24 @@ class GaussRenderLoss(torch.nn.Module):
             raise TypeError(f"cams must be gaussocc_ops.Cameras or None, got {type(cams).__name__}")
         if targets is not None and not isinstance(targets, GaussRenderTargets):
             raise TypeError(f"targets must be GaussRenderTargets, got {type(targets).__name__}")
+        # the cache compares the labels with the cached ones: a host synchronisation, and a
+        # data-dependent branch that torch.compile cannot trace
+        cached = (
+            targets is None
+            and self.strategy is None
+            and cams is None
+            and self.cache_gt
+            and not torch.compiler.is_compiling()
+        )
+        if not cached:  # (a cache miss checks them in render_targets: once per call either way)
+            check_label_range(gt_labels, self.num_classes, self.ignore_index)
         with torch.autocast(pred_logits.device.type, enabled=False):
             if targets is None:
-                fixed = self.strategy is None and cams is None
-                if fixed and self.cache_gt:
+                if cached:
                     targets = self._cached_targets(gt_labels, mask)
                 else:
                     views = self.sample_cameras(pred_logits, gt_labels, cams)
-                    targets = self.render_targets(gt_labels, mask=mask, cameras=views)
+                    targets = self._render_targets(gt_labels, mask, views)
             pred = voxels_to_gaussians(
                 pred_logits,
                 self.grid,
@@ -303,6 +339,7 @@ class GaussRenderLoss(torch.nn.Module):
                 colors=self.colors,
                 scale=self.scale,
                 valid_mask=self._keep_mask(gt_labels, mask),
+                compact=False,
             )
             terms = self._terms(pred, targets)
         if return_terms:
@@ -338,8 +375,8 @@ class GaussRenderLoss(torch.nn.Module):
         return terms
 
     def _render(self, g: Gaussians, cams: Cameras) -> ViewRenders:
-        background = torch.zeros(self.num_classes, dtype=g.features.dtype, device=g.device)
-        background[self.empty_class] = 1.0
+        classes = torch.arange(self.num_classes, device=g.device)
+        background = (classes == self.empty_class).to(g.features.dtype)  # one-hot empty class
         out = splat(g, cams, depth_mode="accumulated", background=background, backend=self.backend)
         return ViewRenders(out.features, out.depth[..., 0], out.alpha[..., 0])
 
@@ -349,10 +386,10 @@ class GaussRenderLoss(torch.nn.Module):
         if self.depth_range is not None:
             return like.new_full((B, V), self.depth_range)
         lo, hi = self.grid.origin, self.grid.upper
-        corners = torch.tensor(
+        corners = constant(
             [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])],
-            dtype=like.dtype,
-            device=like.device,
+            like.dtype,
+            like.device,
         )
         vm = cams.viewmats.to(like.dtype)
         z = corners @ vm[..., 2, :3].transpose(-1, -2) + vm[..., 2, 3].unsqueeze(-2)  # [..., 8, V]
@@ -387,7 +424,7 @@ class GaussRenderLoss(torch.nn.Module):
         if not pred_logits.is_floating_point():
             raise TypeError(f"pred_logits must be floating point, got {describe(pred_logits)}")
 
-    def _check_labels(self, gt_labels) -> None:
+    def _check_labels(self, gt_labels, values: bool = True) -> None:
         check_tensor("gt_labels", gt_labels)
         if gt_labels.dim() != 4 or tuple(gt_labels.shape[1:]) != self.grid.shape:
             raise ValueError(
@@ -395,7 +432,8 @@ class GaussRenderLoss(torch.nn.Module):
             )
         if gt_labels.is_floating_point() or gt_labels.dtype == torch.bool:
             raise TypeError(f"gt_labels must be an integer tensor, got {describe(gt_labels)}")
-        check_label_range(gt_labels, self.num_classes, self.ignore_index)
+        if values:
+            check_label_range(gt_labels, self.num_classes, self.ignore_index)
 
 
 def voxel_cross_entropy(

@@ -28,18 +28,23 @@ from gaussocc_ops.geometry import rigid_inverse, viewmat_centers
 CameraModel = Literal["pinhole", "ortho"]
 
 
+# (name, default) of each field of the tensor dataclasses, filled in below their definitions:
+# read from here rather than from dataclasses.fields(), which torch.compile cannot trace
+_FIELDS: dict[type, tuple[tuple[str, object], ...]] = {}
+
+
 def _unchecked(cls, **values):
     """An instance of the dataclass ``cls`` with ``values``, without ``__post_init__``: for
     objects built from already validated parts."""
     obj = object.__new__(cls)
-    for f in fields(cls):
-        object.__setattr__(obj, f.name, values[f.name] if f.name in values else f.default)
+    for name, default in _FIELDS[cls]:
+        object.__setattr__(obj, name, values[name] if name in values else default)
     return obj
 
 
 def _map_tensors(obj, fn):
     """``obj`` with ``fn`` applied to each of its tensors (not validated again)."""
-    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    values = {name: getattr(obj, name) for name, _ in _FIELDS[type(obj)]}
     values = {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in values.items()}
     return _unchecked(type(obj), **values)
 
@@ -368,6 +373,11 @@ class Cameras:
         if out.viewmats.dim() < 3:
             raise IndexError("Cameras can only be indexed along their batch dimensions")
         return out
+
+
+_FIELDS.update(
+    {cls: tuple((f.name, f.default) for f in fields(cls)) for cls in (Gaussians, Cameras)}
+)
 
 
 def _check_camera_values(viewmats: torch.Tensor, Ks: torch.Tensor) -> None:

@@ -4,7 +4,11 @@ Each kept voxel becomes a Gaussian at its centre with identity rotation and a fi
 deviation (``voxel_size / 2`` by default, the ``2 s = c`` rule of GaussRender App. E.1). Voxels
 that are masked out are *dropped*, not rendered with opacity 0: a batch whose samples keep
 different numbers of voxels is returned padded to the largest count, with ``Gaussians.valid``
-marking the real entries.
+marking the real entries. Counting the kept voxels reads a number back to the host (on a GPU, a
+device→host synchronisation) and gives a data-dependent size; ``compact=False`` returns one
+Gaussian per voxel instead, the dropped ones marked invalid (no synchronisation, a fixed size
+that ``torch.compile`` can trace). Both render the same images: the projection culls Gaussians
+whose opacity is below the renderer's 1/255 threshold, and an invalid one has opacity 0.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
-from gaussocc_ops._checks import check_tensor, describe
+from gaussocc_ops._checks import check_tensor, describe, value_checks_enabled
+from gaussocc_ops._dispatch import constant
 from gaussocc_ops.constants import ALPHA_THRESHOLD
 from gaussocc_ops.types import Gaussians, VoxelGrid
 
@@ -30,6 +35,7 @@ def voxels_to_gaussians(
     scale: Scale = None,
     valid_mask: torch.Tensor | None = None,
     min_opacity: float = ALPHA_THRESHOLD,
+    compact: bool = True,
 ) -> Gaussians:
     """Gaussians of a dense semantic prediction.
 
@@ -52,11 +58,14 @@ def voxels_to_gaussians(
         min_opacity: voxels whose opacity is below this are dropped too. The default, the
             renderer's alpha threshold 1/255, is lossless: such a Gaussian never reaches the
             threshold, so it changes neither the image nor any gradient. ``0`` keeps every voxel.
+        compact: drop the voxels (True) or keep one Gaussian per voxel with the dropped ones
+            marked invalid (False: no device→host synchronisation, a size fixed by the grid).
 
     Returns:
         :class:`Gaussians` with batch shape ``[B]`` and ``N`` Gaussians: ``N = X Y Z`` and
-        ``valid=None`` when nothing is dropped, else ``N`` = the largest kept count and ``valid``
-        marks the kept entries. Differentiable w.r.t. ``logits`` and ``opacity``.
+        ``valid=None`` when nothing is dropped, else (``compact=True``) ``N`` = the largest kept
+        count and ``valid`` marks the kept entries; with ``compact=False`` always ``N = X Y Z``
+        and ``valid`` marks the kept voxels. Differentiable w.r.t. ``logits`` and ``opacity``.
 
     Example:
         >>> grid = VoxelGrid((0, 0, 0), 0.5, (4, 4, 2))
@@ -64,6 +73,7 @@ def voxels_to_gaussians(
         >>> g.means.shape, g.features.shape, g.scales[0, 0].tolist()
         (torch.Size([2, 32, 3]), torch.Size([2, 32, 5]), [0.25, 0.25, 0.25])
     """
+    _check_compact(compact)
     check_tensor("logits", logits, min_dim=5)
     if logits.dim() != 5:
         raise ValueError(f"logits must have shape [B, C, X, Y, Z], got {describe(logits)}")
@@ -99,10 +109,10 @@ def voxels_to_gaussians(
         above = opac.detach() >= min_opacity
         keep = above if keep is None else keep & above
     if colors == "occupied":
-        empty = torch.tensor([empty_class], device=logits.device)
+        empty = torch.full((1,), empty_class, device=logits.device)
         probs = torch.softmax(logits.index_fill(1, empty, float("-inf")), dim=1)
     features = probs.permute(0, 2, 3, 4, 1).reshape(B, grid.num_voxels, C)
-    return _gaussians(grid, opac.reshape(B, grid.num_voxels), features, keep, scale)
+    return _gaussians(grid, opac.reshape(B, grid.num_voxels), features, keep, scale, compact)
 
 
 def labels_to_gaussians(
@@ -115,6 +125,7 @@ def labels_to_gaussians(
     scale: Scale = None,
     valid_mask: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
+    compact: bool = True,
 ) -> Gaussians:
     """Gaussians of ground-truth labels: occupied voxels only, one-hot colours, opacity 1.
 
@@ -130,10 +141,12 @@ def labels_to_gaussians(
         scale: as in :func:`voxels_to_gaussians`.
         valid_mask: optional ``[B, X, Y, Z]`` bool of voxels to keep.
         dtype: floating dtype of the returned Gaussians.
+        compact: as in :func:`voxels_to_gaussians`.
 
     Returns:
         :class:`Gaussians` with batch shape ``[B]``, padded to the largest occupied count with
-        ``valid`` marking the real entries (``N = 0`` when no sample has an occupied voxel).
+        ``valid`` marking the real entries (``N = 0`` when no sample has an occupied voxel); with
+        ``compact=False`` one Gaussian per voxel (``N = X Y Z``), ``valid`` marking the kept ones.
 
     Example:
         >>> grid = VoxelGrid((0, 0, 0), 0.5, (4, 4, 2))
@@ -142,31 +155,47 @@ def labels_to_gaussians(
         >>> g.num_gaussians, g.features[0, 0].tolist(), g.means[0, 0].tolist()
         (16, [0.0, 1.0, 0.0, 0.0], [0.25, 0.25, 0.25])
     """
+    _check_compact(compact)
     check_tensor("labels", labels)
     if labels.dim() != 4:
         raise ValueError(f"labels must have shape [B, X, Y, Z], got {describe(labels)}")
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"labels must be an integer tensor, got {describe(labels)}")
-    B = labels.shape[0]
     _check_grid_shape("labels", labels, grid, offset=1)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     _check_class("empty_class", empty_class, num_classes)
     check_label_range(labels, num_classes, ignore_index)
+    keep = _check_mask(valid_mask, labels.shape[0], grid, labels.device)
+    return _labels_to_gaussians(
+        labels, grid, num_classes, empty_class, ignore_index, scale, keep, dtype, compact
+    )
+
+
+def _labels_to_gaussians(
+    labels, grid, num_classes, empty_class, ignore_index, scale, keep, dtype, compact
+) -> Gaussians:
+    """:func:`labels_to_gaussians` on checked arguments (``keep``: the checked ``valid_mask``)."""
+    B = labels.shape[0]
     occupied = (labels != empty_class) & (labels != ignore_index)
-    keep = _check_mask(valid_mask, B, grid, labels.device)
     keep = occupied if keep is None else keep & occupied
     flat = labels.reshape(B, grid.num_voxels)
     safe = torch.where(flat == ignore_index, torch.full_like(flat, empty_class), flat)
-    features = torch.nn.functional.one_hot(safe, num_classes).to(dtype)
+    # one-hot by comparison: F.one_hot reads the labels' range back to the host on the CPU
+    classes = torch.arange(num_classes, device=labels.device)
+    features = (safe.unsqueeze(-1) == classes).to(dtype)
     opac = torch.ones(flat.shape, dtype=dtype, device=labels.device)
-    return _gaussians(grid, opac, features, keep, scale)
+    return _gaussians(grid, opac, features, keep, scale, compact)
 
 
 def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:
-    """Raise ``ValueError`` if a label is neither in ``[0, num_classes)`` nor ``ignore_index``."""
+    """A value check: raise ``ValueError`` if a label is neither in ``[0, num_classes)`` nor
+    ``ignore_index`` (skipped when value checks are off, see
+    :func:`gaussocc_ops.set_value_checks`)."""
+    if not value_checks_enabled() or not labels.numel():
+        return
     bad = ((labels < 0) | (labels >= num_classes)) & (labels != ignore_index)
-    if labels.numel() and bool(bad.any()):
+    if bool(bad.any()):
         value = int(labels[bad][0])
         raise ValueError(
             f"labels must lie in [0, {num_classes}) or equal ignore_index={ignore_index}, "
@@ -182,6 +211,11 @@ def _check_grid_shape(name: str, t: torch.Tensor, grid: VoxelGrid, offset: int) 
             f"{name} spatial dims {tuple(t.shape[offset:])} must equal grid.shape {grid.shape} "
             f"({describe(t)})"
         )
+
+
+def _check_compact(compact) -> None:
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact must be a bool, got {type(compact).__name__}")
 
 
 def _check_class(name: str, value: int, num_classes: int) -> None:
@@ -213,15 +247,17 @@ def _scales(grid: VoxelGrid, scale: Scale) -> tuple[float, float, float]:
     return values
 
 
-def _gaussians(grid, opacities, features, keep, scale) -> Gaussians:
+def _gaussians(grid, opacities, features, keep, scale, compact=True) -> Gaussians:
     """Assemble Gaussians from per-voxel ``opacities [B, M]`` and ``features [B, M, C]``, keeping
-    the voxels where ``keep [B, X, Y, Z]`` holds (all when None), padded per batch element."""
+    the voxels where ``keep [B, X, Y, Z]`` holds (all when None): packed and padded per batch
+    element (``compact``), or all ``M`` with ``valid = keep``."""
     B, M, C = features.shape
     dtype, device = features.dtype, features.device
     centers = grid.centers(device=device, dtype=dtype).reshape(M, 3)
     valid = None
-    if keep is None:
+    if keep is None or not compact:
         means = centers.expand(B, M, 3)
+        valid = None if keep is None else keep.reshape(B, M)
     else:
         keep = keep.reshape(B, M)
         counts = keep.sum(1)
@@ -239,6 +275,6 @@ def _gaussians(grid, opacities, features, keep, scale) -> Gaussians:
         opacities = pack(opacities[b, idx], ())
         features = pack(features[b, idx], (C,))
         M = N
-    scales = torch.tensor(_scales(grid, scale), dtype=dtype, device=device).expand(B, M, 3)
-    quats = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype, device=device).expand(B, M, 4)
-    return Gaussians(means, scales, quats, opacities, features, valid)
+    scales = constant(_scales(grid, scale), dtype, device).expand(B, M, 3)
+    quats = constant([1.0, 0.0, 0.0, 0.0], dtype, device).expand(B, M, 4)
+    return Gaussians._trusted(means, scales, quats, opacities, features, valid)

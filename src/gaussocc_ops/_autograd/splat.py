@@ -57,21 +57,7 @@ def _project_backward(ctx, g_means2d, g_conics, g_depths, _g_radii):
     return g_m, g_q, g_s, None, None, None, None, None, None, None, None, None
 
 
-def _project_backward_fake(
-    means,
-    quats,
-    scales,
-    viewmats,
-    Ks,
-    radii,
-    g_means2d,
-    g_conics,
-    g_depths,
-    height,
-    width,
-    eps2d,
-    ortho,
-):
+def _project_backward_fake(means, quats, scales, *_):
     return torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales)
 
 
@@ -99,20 +85,15 @@ def _rasterize_setup(ctx, inputs, output):
 
 
 def _rasterize_backward(ctx, g_feats, g_depth, g_alpha, *_):
-    means2d, conics, depths, opacities, features, alpha, last, offsets, ids = ctx.saved_tensors
+    # saved: means2d, conics, depths, opacities, features, alpha, last, offsets, ids: the
+    # leading arguments of rasterize_backward, in its schema's order
+    saved = ctx.saved_tensors
     height, width, tile_size = ctx.cfg
-    B, V, N = depths.shape
+    depths, features = saved[2], saved[4]
+    B, V, _ = depths.shape
     C = features.shape[-1]
     grads = torch.ops.gaussocc.rasterize_backward(
-        means2d,
-        conics,
-        depths,
-        opacities,
-        features,
-        alpha,
-        last,
-        offsets,
-        ids,
+        *saved,
         _grad(g_feats, (B, V, height, width, C), features),
         _grad(g_depth, (B, V, height, width), features),
         _grad(g_alpha, (B, V, height, width), features),
@@ -123,30 +104,9 @@ def _rasterize_backward(ctx, g_feats, g_depth, g_alpha, *_):
     return (*grads[:3], None, *grads[3:], None, None, None)
 
 
-def _rasterize_backward_fake(
-    means2d,
-    conics,
-    depths,
-    opacities,
-    features,
-    alpha,
-    last,
-    offsets,
-    ids,
-    g_feats,
-    g_depth,
-    g_alpha,
-    height,
-    width,
-    tile_size,
-):
-    return (
-        torch.empty_like(means2d),
-        torch.empty_like(conics),
-        torch.empty_like(depths),
-        torch.empty_like(opacities),
-        torch.empty_like(features),
-    )
+def _rasterize_backward_fake(means2d, conics, depths, opacities, features, *_):
+    """Gradients w.r.t. the five differentiable inputs, shaped like them."""
+    return tuple(torch.empty_like(t) for t in (means2d, conics, depths, opacities, features))
 
 
 def register() -> None:
