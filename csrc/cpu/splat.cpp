@@ -168,9 +168,10 @@ inline void tile_pixels(const RasterShape& s, int64_t t, int* x0, int* x1, int* 
 // Pixel blocks: every tile is rasterized in blocks of kBlock x kBlock pixels, each over the
 // entries of the tile's list that can reach it. The pixels of a block visit the same entries in
 // the same order as the whole tile list would give them, minus entries whose alpha is below
-// alpha_threshold at every pixel of the block, which pixel_alpha skips anyway: outputs are
-// unchanged to the bit, and a pixel no longer evaluates every Gaussian of its tile (on a 16 x 16
-// tile, most of them far from it).
+// alpha_threshold at every pixel of the block, which pixel_alpha skips anyway: the forward
+// outputs are unchanged to the bit (the backward sums an entry's gradient over the pixels block
+// by block, so only its rounding changes), and a pixel no longer evaluates every Gaussian of its
+// tile (on a 16 x 16 tile, most of them far from it).
 constexpr int kBlock = 4;
 constexpr int kBlockPixels = kBlock * kBlock;
 constexpr int64_t kChunk = 64;  // the forward pass filters a block's entries this many at a time
