@@ -49,7 +49,16 @@ if ! "$VPY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '
   "$VPY" -m pip install --quiet "torch==$TORCH_VERSION"
   say "torch installed in $((SECONDS - t0)) s"
 fi
-"$VPY" -m pip install --quiet "setuptools>=77" wheel ninja numpy pytest hypothesis
+# the package's dependencies and test extra as pyproject.toml lists them, except torch (pinned above)
+mapfile -t DEPS < <("$VPY" - "$ROOT/pyproject.toml" <<'PYEOF'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+for req in project["dependencies"] + project["optional-dependencies"]["test"]:
+    if not req.replace(" ", "").startswith("torch") or req.startswith("torchmetrics"):
+        print(req)
+PYEOF
+)
+"$VPY" -m pip install --quiet "setuptools>=77" wheel ninja "${DEPS[@]}"
 say "torch $("$VPY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())')"
 
 # 2. ahead of time, from a copy of this working tree (the checkout's own build stays as it is)

@@ -324,20 +324,17 @@ void rasterize_forward_cpu(const RasterShape& s, const T* means2d, const T* coni
 }
 
 template <typename T>
-void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* conics, const T* depths, const T* opac,
-                            const T* features, const T* alpha_out, const int32_t* last_ids, const int64_t* offsets,
-                            const int32_t* ids, const T* g_feat, const T* g_depth, const T* g_alpha, T* g_means2d,
-                            T* g_conics, T* g_depths, T* g_opac, T* g_features) {
+void rasterize_backward_cpu(const RasterShape& s, const RasterBackwardArgs<T>& a) {
   const int64_t C = s.C;
   constexpr int kGeo = 7;  // per entry: mean2d (2), conic (3), depth, opacity
-  const std::vector<Reach> reach = make_reaches(s, means2d, conics, opac);
+  const std::vector<Reach> reach = make_reaches(s, a.means2d, a.conics, a.opacities);
   at::parallel_for(0, s.B * s.V * s.tg.tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> geo, feat, rec(C);
     std::vector<int32_t> entries;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t img = job / s.tg.tiles, t = job % s.tg.tiles, b = img / s.V;
-      const int32_t* list = ids + offsets[job];
-      const int64_t len = offsets[job + 1] - offsets[job];
+      const int32_t* list = a.ids + a.offsets[job];
+      const int64_t len = a.offsets[job + 1] - a.offsets[job];
       if (len == 0) continue;
       // Gradients of this tile's entries accumulate locally, then flush once per entry.
       geo.assign(len * kGeo, T(0));
@@ -347,7 +344,7 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
         int32_t block_last = 0;  // no pixel of the block goes past this entry
         for (int py = blk.y0; py < blk.y1; ++py)
           for (int px = blk.x0; px < blk.x1; ++px)
-            block_last = std::max(block_last, last_ids[(img * s.height + py) * s.width + px]);
+            block_last = std::max(block_last, a.last_ids[(img * s.height + py) * s.width + px]);
         tile_last = std::max(tile_last, block_last);
         entries.clear();
         block_entries<T>(blk, list, 0, block_last, reach.data() + img * s.N, &entries);
@@ -355,22 +352,22 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
           for (int px = blk.x0; px < blk.x1; ++px) {
             const int64_t pix = (img * s.height + py) * s.width + px;
             const T cx = T(px) + T(0.5), cy = T(py) + T(0.5);
-            const T T_final = T(1) - alpha_out[pix];
-            const T* gF = g_feat + pix * C;
-            const T gD = g_depth[pix], gA = g_alpha[pix];
+            const T T_final = T(1) - a.alpha[pix];
+            const T* gF = a.g_out_features + pix * C;
+            const T gD = a.g_out_depth[pix], gA = a.g_out_alpha[pix];
             std::fill(rec.begin(), rec.end(), T(0));
             T rec_d = 0, T_cur = T_final;
             // the block's entries before the pixel's last contributing one, back to front
-            auto j = std::lower_bound(entries.begin(), entries.end(), last_ids[pix]) - entries.begin();
+            auto j = std::lower_bound(entries.begin(), entries.end(), a.last_ids[pix]) - entries.begin();
             while (j-- > 0) {
               const int64_t k = entries[j], n = list[k], i = img * s.N + n;
               T g;
-              const T dx = cx - means2d[i * 2], dy = cy - means2d[i * 2 + 1];
-              const T alpha = pixel_alpha(conics + i * 3, opac[b * s.N + n], dx, dy, &g);
+              const T dx = cx - a.means2d[i * 2], dy = cy - a.means2d[i * 2 + 1];
+              const T alpha = pixel_alpha(a.conics + i * 3, a.opacities[b * s.N + n], dx, dy, &g);
               if (alpha == T(0)) continue;
               T_cur /= (T(1) - alpha);
               const T w = alpha * T_cur;
-              const T* f = features + (b * s.N + n) * C;
+              const T* f = a.features + (b * s.N + n) * C;
               T* gf = feat.data() + k * C;
               T d_alpha = 0;
               for (int64_t c = 0; c < C; ++c) {
@@ -380,10 +377,10 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
               }
               T* ge = geo.data() + k * kGeo;
               ge[5] += w * gD;
-              d_alpha += (depths[i] - rec_d) * gD;
-              rec_d = alpha * depths[i] + (T(1) - alpha) * rec_d;
+              d_alpha += (a.depths[i] - rec_d) * gD;
+              rec_d = alpha * a.depths[i] + (T(1) - alpha) * rec_d;
               d_alpha = d_alpha * T_cur + gA * T_final / (T(1) - alpha);
-              pixel_alpha_vjp(conics + i * 3, opac[b * s.N + n], g, dx, dy, d_alpha, ge, ge + 2, ge + 6);
+              pixel_alpha_vjp(a.conics + i * 3, a.opacities[b * s.N + n], g, dx, dy, d_alpha, ge, ge + 2, ge + 6);
             }
           }
         }
@@ -391,12 +388,12 @@ void rasterize_backward_cpu(const RasterShape& s, const T* means2d, const T* con
       for (int64_t k = 0; k < tile_last; ++k) {
         const int64_t n = list[k], i = img * s.N + n;
         const T* ge = geo.data() + k * kGeo;
-        for (int c = 0; c < 2; ++c) atomic_add_host(g_means2d + i * 2 + c, ge[c]);
-        for (int c = 0; c < 3; ++c) atomic_add_host(g_conics + i * 3 + c, ge[2 + c]);
-        atomic_add_host(g_depths + i, ge[5]);
-        atomic_add_host(g_opac + b * s.N + n, ge[6]);
+        for (int c = 0; c < 2; ++c) atomic_add_host(a.g_means2d + i * 2 + c, ge[c]);
+        for (int c = 0; c < 3; ++c) atomic_add_host(a.g_conics + i * 3 + c, ge[2 + c]);
+        atomic_add_host(a.g_depths + i, ge[5]);
+        atomic_add_host(a.g_opacities + b * s.N + n, ge[6]);
         const T* gf = feat.data() + k * C;
-        T* dst = g_features + (b * s.N + n) * C;
+        T* dst = a.g_features + (b * s.N + n) * C;
         for (int64_t c = 0; c < C; ++c) atomic_add_host(dst + c, gf[c]);
       }
     }
@@ -444,20 +441,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
     const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
     int64_t height, int64_t width, int64_t tile_size) {
-  const auto sz = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids, offsets,
-                                               ids, g_feat, g_depth, g_alpha, height, width, tile_size);
-  const RasterShape s = raster_shape(sz, height, width, tile_size);
-  const RasterGrads g = raster_grads(means2d, conics, depths, opacities, features);
-  AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_backward_cpu", [&] {
-    rasterize_backward_cpu<scalar_t>(
-        s, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
-        opacities.data_ptr<scalar_t>(), features.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
-        last_ids.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), ids.data_ptr<int32_t>(),
-        g_feat.data_ptr<scalar_t>(), g_depth.data_ptr<scalar_t>(), g_alpha.data_ptr<scalar_t>(),
-        g.means2d.data_ptr<scalar_t>(), g.conics.data_ptr<scalar_t>(), g.depths.data_ptr<scalar_t>(),
-        g.opacities.data_ptr<scalar_t>(), g.features.data_ptr<scalar_t>());
-  });
-  return {g.means2d, g.conics, g.depths, g.opacities, g.features};
+  const RasterBackward rb = prepare_raster_backward(means2d, conics, depths, opacities, features, alpha, last_ids,
+                                                    offsets, ids, g_feat, g_depth, g_alpha, height, width, tile_size);
+  const RasterShape s = raster_shape(rb.sizes, height, width, tile_size);
+  AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_backward_cpu",
+                             [&] { rasterize_backward_cpu<scalar_t>(s, rb.pointers<scalar_t>()); });
+  return rb.result();
 }
 
 }  // namespace

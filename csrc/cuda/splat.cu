@@ -482,18 +482,16 @@ void rasterize_forward(const TileShape& s, int64_t V, int64_t C, const T* means2
 }
 
 template <typename T>
-void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const T* means2d, const T* conics,
-                        const T* depths, const T* opacities, const T* features, const T* alpha,
-                        const int32_t* last_ids, const int64_t* offsets, const int32_t* ids, const T* g_features,
-                        const T* g_depth, const T* g_alpha, T* g_means2d, T* g_conics, T* g_depths, T* g_opacities,
-                        T* g_feat, cudaStream_t stream) {
+void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const splat::RasterBackwardArgs<T>& a,
+                        cudaStream_t stream) {
   const int64_t jobs = s.images * s.tiles;
   if (jobs == 0) return;
   const dim3 threads(s.tile_size, s.tile_size);
   for_each_channel_pass(C, [&](int64_t c0, auto ch) {
     rasterize_backward_kernel<T, decltype(ch)::value><<<(unsigned)jobs, threads, 0, stream>>>(
-        s, V, C, c0, c0 == 0, means2d, conics, depths, opacities, features, alpha, last_ids, offsets, ids, g_features,
-        g_depth, g_alpha, g_means2d, g_conics, g_depths, g_opacities, g_feat);
+        s, V, C, c0, c0 == 0, a.means2d, a.conics, a.depths, a.opacities, a.features, a.alpha, a.last_ids, a.offsets,
+        a.ids, a.g_out_features, a.g_out_depth, a.g_out_alpha, a.g_means2d, a.g_conics, a.g_depths, a.g_opacities,
+        a.g_features);
   });
 }
 
@@ -510,9 +508,8 @@ void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const T* means
   template void rasterize_forward<T>(const TileShape&, int64_t, int64_t, const T*, const T*, const T*, const T*,  \
                                      const T*, const int64_t*, const int32_t*, T*, T*, T*, int32_t*,             \
                                      cudaStream_t);                                                                \
-  template void rasterize_backward<T>(const TileShape&, int64_t, int64_t, const T*, const T*, const T*, const T*, \
-                                      const T*, const T*, const int32_t*, const int64_t*, const int32_t*,         \
-                                      const T*, const T*, const T*, T*, T*, T*, T*, T*, cudaStream_t);
+  template void rasterize_backward<T>(const TileShape&, int64_t, int64_t, const splat::RasterBackwardArgs<T>&,   \
+                                      cudaStream_t);
 
 GAUSSOCC_INSTANTIATE(float)
 GAUSSOCC_INSTANTIATE(double)

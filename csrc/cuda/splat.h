@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gaussocc/splat_math.h"
+
 namespace gaussocc {
 namespace cuda {
 
@@ -68,11 +70,8 @@ void rasterize_forward(const TileShape& s, int64_t V, int64_t C, const T* means2
                        T* out_features, T* out_depth, T* out_alpha, int32_t* last_ids, cudaStream_t stream);
 
 template <typename T>
-void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const T* means2d, const T* conics,
-                        const T* depths, const T* opacities, const T* features, const T* alpha,
-                        const int32_t* last_ids, const int64_t* offsets, const int32_t* ids, const T* g_features,
-                        const T* g_depth, const T* g_alpha, T* g_means2d, T* g_conics, T* g_depths, T* g_opacities,
-                        T* g_feat, cudaStream_t stream);
+void rasterize_backward(const TileShape& s, int64_t V, int64_t C, const splat::RasterBackwardArgs<T>& a,
+                        cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace gaussocc

@@ -155,23 +155,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const at::Tensor& features, const at::Tensor& alpha, const at::Tensor& last_ids, const at::Tensor& offsets,
     const at::Tensor& ids, const at::Tensor& g_feat, const at::Tensor& g_depth, const at::Tensor& g_alpha,
     int64_t height, int64_t width, int64_t tile_size) {
-  const auto sz = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids, offsets,
-                                               ids, g_feat, g_depth, g_alpha, height, width, tile_size);
+  const RasterBackward rb = prepare_raster_backward(means2d, conics, depths, opacities, features, alpha, last_ids,
+                                                    offsets, ids, g_feat, g_depth, g_alpha, height, width, tile_size);
   const c10::cuda::CUDAGuard guard(means2d.device());
-  const auto s = tile_shape(sz.B * sz.V, sz.N, height, width, tile_size);
-  const RasterGrads g = raster_grads(means2d, conics, depths, opacities, features);
+  const auto s = tile_shape(rb.sizes.B * rb.sizes.V, rb.sizes.N, height, width, tile_size);
   auto stream = at::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_backward_cuda", [&] {
-    cuda::rasterize_backward<scalar_t>(
-        s, sz.V, sz.C, means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
-        opacities.data_ptr<scalar_t>(), features.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
-        last_ids.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), ids.data_ptr<int32_t>(),
-        g_feat.data_ptr<scalar_t>(), g_depth.data_ptr<scalar_t>(), g_alpha.data_ptr<scalar_t>(),
-        g.means2d.data_ptr<scalar_t>(), g.conics.data_ptr<scalar_t>(), g.depths.data_ptr<scalar_t>(),
-        g.opacities.data_ptr<scalar_t>(), g.features.data_ptr<scalar_t>(), stream);
+    cuda::rasterize_backward<scalar_t>(s, rb.sizes.V, rb.sizes.C, rb.pointers<scalar_t>(), stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {g.means2d, g.conics, g.depths, g.opacities, g.features};
+  return rb.result();
 }
 
 }  // namespace

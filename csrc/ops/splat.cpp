@@ -128,6 +128,19 @@ RasterGrads raster_grads(const at::Tensor& means2d, const at::Tensor& conics, co
           at::zeros_like(features)};
 }
 
+RasterBackward prepare_raster_backward(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
+                                       const at::Tensor& opacities, const at::Tensor& features,
+                                       const at::Tensor& alpha, const at::Tensor& last_ids,
+                                       const at::Tensor& offsets, const at::Tensor& ids, const at::Tensor& g_feat,
+                                       const at::Tensor& g_depth, const at::Tensor& g_alpha, int64_t height,
+                                       int64_t width, int64_t tile_size) {
+  const RasterSizes sizes = check_raster_backward_inputs(means2d, conics, depths, opacities, features, alpha, last_ids,
+                                                         offsets, ids, g_feat, g_depth, g_alpha, height, width,
+                                                         tile_size);
+  return {sizes,     means2d, conics,  depths,  opacities, features, alpha, last_ids, offsets, ids, g_feat,
+          g_depth, g_alpha, raster_grads(means2d, conics, depths, opacities, features)};
+}
+
 }  // namespace gaussocc
 
 TORCH_LIBRARY_FRAGMENT(gaussocc, m) {

@@ -6,6 +6,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <tuple>
+
+#include "gaussocc/splat_math.h"
+
 namespace gaussocc {
 
 struct ProjectSizes {
@@ -64,5 +68,32 @@ struct RasterGrads {
 };
 RasterGrads raster_grads(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
                          const at::Tensor& opacities, const at::Tensor& features);
+
+// rasterize_backward's arguments after check_raster_backward_inputs, with the zero-filled
+// gradients: pointers<T>() is the kernels' argument list, result() the op's return value.
+struct RasterBackward {
+  RasterSizes sizes;
+  at::Tensor means2d, conics, depths, opacities, features, alpha, last_ids, offsets, ids, g_feat, g_depth, g_alpha;
+  RasterGrads grads;
+
+  template <typename T>
+  splat::RasterBackwardArgs<T> pointers() const {
+    return {means2d.data_ptr<T>(),       conics.data_ptr<T>(),        depths.data_ptr<T>(),
+            opacities.data_ptr<T>(),     features.data_ptr<T>(),      alpha.data_ptr<T>(),
+            last_ids.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), ids.data_ptr<int32_t>(),
+            g_feat.data_ptr<T>(),        g_depth.data_ptr<T>(),       g_alpha.data_ptr<T>(),
+            grads.means2d.data_ptr<T>(), grads.conics.data_ptr<T>(),  grads.depths.data_ptr<T>(),
+            grads.opacities.data_ptr<T>(), grads.features.data_ptr<T>()};
+  }
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> result() const {
+    return {grads.means2d, grads.conics, grads.depths, grads.opacities, grads.features};
+  }
+};
+RasterBackward prepare_raster_backward(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& depths,
+                                       const at::Tensor& opacities, const at::Tensor& features,
+                                       const at::Tensor& alpha, const at::Tensor& last_ids,
+                                       const at::Tensor& offsets, const at::Tensor& ids, const at::Tensor& g_feat,
+                                       const at::Tensor& g_depth, const at::Tensor& g_alpha, int64_t height,
+                                       int64_t width, int64_t tile_size);
 
 }  // namespace gaussocc

@@ -336,5 +336,18 @@ GO_HD void pixel_alpha_vjp(const T* conic, T opacity, T g, T dx, T dy, T g_alpha
   g_conic[2] += T(0.5) * g_sigma * dy * dy;
 }
 
+// rasterize_backward's tensors as raw pointers, for the kernels of both backends: the op's
+// inputs (projected Gaussians, features), the forward's alpha, last ids and tile lists, the
+// gradients of its three outputs, and the five gradients it writes.
+template <typename T>
+struct RasterBackwardArgs {
+  const T *means2d, *conics, *depths, *opacities, *features, *alpha;
+  const int32_t* last_ids;
+  const int64_t* offsets;
+  const int32_t* ids;
+  const T *g_out_features, *g_out_depth, *g_out_alpha;
+  T *g_means2d, *g_conics, *g_depths, *g_opacities, *g_features;
+};
+
 }  // namespace splat
 }  // namespace gaussocc
