@@ -39,6 +39,19 @@ TILE = 16
 MB = 2**20
 
 
+def make_loss(cams, grid, args, cached: bool, device) -> go.GaussRenderLoss:
+    """The benchmarked loss: ``cams`` and the BEV view, the last class empty."""
+    return go.GaussRenderLoss(
+        cams.to(device),
+        grid=grid,
+        num_classes=args.classes,
+        empty_class=args.classes - 1,
+        bev_resolution=args.bev,
+        cache_gt=cached,
+        backend=args.backend,
+    )
+
+
 def synthetic_labels(grid: go.VoxelGrid, batch: int, num_classes: int, gen: torch.Generator):
     """A ground floor (class 0) and random boxes of the other non-empty classes."""
     X, Y, Z = grid.shape
@@ -393,15 +406,7 @@ def compare_compact(args, grid, cams, device) -> dict:
             for cached in (True, False):
                 steps, results = {}, {}
                 for name, fns in (("fixed", fixed), ("compacted", compacted)):
-                    loss_fn = go.GaussRenderLoss(
-                        cams.to(device),
-                        grid=grid,
-                        num_classes=args.classes,
-                        empty_class=args.classes - 1,
-                        bev_resolution=args.bev,
-                        cache_gt=cached,
-                        backend=args.backend,
-                    )
+                    loss_fn = make_loss(cams, grid, args, cached, device)
                     pred = logits.clone().requires_grad_()
 
                     def step(loss_fn=loss_fn, pred=pred, fns=fns, labels=labels):
@@ -530,15 +535,7 @@ def main(argv=None) -> int:
         for kind in args.kinds:
             logits = predictions(labels.cpu(), args.classes, kind, gen).to(device)
             for cached in (True, False):
-                loss_fn = go.GaussRenderLoss(
-                    cams.to(device),
-                    grid=grid,
-                    num_classes=args.classes,
-                    empty_class=args.classes - 1,
-                    bev_resolution=args.bev,
-                    cache_gt=cached,
-                    backend=args.backend,
-                )
+                loss_fn = make_loss(cams, grid, args, cached, device)
                 pred = logits.clone().requires_grad_()
 
                 def step(loss_fn=loss_fn, pred=pred, labels=labels):
