@@ -97,10 +97,12 @@ missing = {w for w in want if w not in elf.stdout}
 assert kernels and not missing, (missing, elf.stdout, elf.stderr)
 cuda_ops = [op for op in info["ops"]
             if torch._C._dispatch_has_kernel_for_dispatch_key(f"gaussocc::{op}", "CUDA")]
-assert set(cuda_ops) == set(info["ops"]), (cuda_ops, info["ops"])
+# the eviction heap of GaussianMemory runs on the host by design (docs/memory.md)
+CPU_ONLY = {"memory_evict_heap"}
+assert set(cuda_ops) == set(info["ops"]) - CPU_ONLY, (cuda_ops, info["ops"])
 print(f"[cuda-build] {info['source']}: {info['library']} imports; device code of "
-      f"{len(kernels)} .cu files x {sorted(archs)} (cuobjdump); all {len(cuda_ops)} ops have a "
-      "CUDA kernel registered")
+      f"{len(kernels)} .cu files x {sorted(archs)} (cuobjdump); all {len(cuda_ops)} ops but "
+      f"{sorted(CPU_ONLY)} (CPU only) have a CUDA kernel registered")
 PYEOF
   )
 }
