@@ -8,6 +8,7 @@
 """
 
 import math
+import os
 import traceback
 
 import pytest
@@ -45,6 +46,9 @@ SYNC_OPS = {
 }
 
 
+PACKAGE = os.path.dirname(os.path.abspath(go.__file__)) + os.sep  # the library's own frames
+
+
 class HostSyncs(TorchDispatchMode):
     """Records every operator that synchronises with the host, with the library frames that
     called it. Boolean-mask indexing counts too (its size comes from a count read back)."""
@@ -60,7 +64,7 @@ class HostSyncs(TorchDispatchMode):
             for i in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ())
         )
         if name in SYNC_OPS or bool_index:
-            frames = [f.name for f in traceback.extract_stack() if "gaussocc_ops" in f.filename]
+            frames = [f.name for f in traceback.extract_stack() if f.filename.startswith(PACKAGE)]
             self.calls.append((name, frames))
         return func(*args, **(kwargs or {}))
 
