@@ -39,6 +39,18 @@ TILE = 16
 MB = 2**20
 
 
+def cases(args, grid, device):
+    """The benchmarked cases, in order: ``(B, kind, cached, labels, logits)`` for every batch
+    size, prediction kind and ground-truth caching, the data drawn from one seeded generator."""
+    gen = torch.Generator().manual_seed(0)
+    for B in args.batch:
+        labels = synthetic_labels(grid, B, args.classes, gen).to(device)
+        for kind in args.kinds:
+            logits = predictions(labels.cpu(), args.classes, kind, gen).to(device)
+            for cached in (True, False):
+                yield B, kind, cached, labels, logits
+
+
 def make_loss(cams, grid, args, cached: bool, device) -> go.GaussRenderLoss:
     """The benchmarked loss: ``cams`` and the BEV view, the last class empty."""
     return go.GaussRenderLoss(
@@ -398,56 +410,51 @@ def compare_compact(args, grid, cams, device) -> dict:
     fixed = (gaussrender.voxels_to_gaussians, gaussrender._labels_to_gaussians)
     compacted = tuple(forced(fn) for fn in fixed)
     rows = []
-    gen = torch.Generator().manual_seed(0)
-    for B in args.batch:
-        labels = synthetic_labels(grid, B, args.classes, gen).to(device)
-        for kind in args.kinds:
-            logits = predictions(labels.cpu(), args.classes, kind, gen).to(device)
-            for cached in (True, False):
-                steps, results = {}, {}
-                for name, fns in (("fixed", fixed), ("compacted", compacted)):
-                    loss_fn = make_loss(cams, grid, args, cached, device)
-                    pred = logits.clone().requires_grad_()
+    for B, kind, cached, labels, logits in cases(args, grid, device):
+        steps, results = {}, {}
+        for name, fns in (("fixed", fixed), ("compacted", compacted)):
+            loss_fn = make_loss(cams, grid, args, cached, device)
+            pred = logits.clone().requires_grad_()
 
-                    def step(loss_fn=loss_fn, pred=pred, fns=fns, labels=labels):
-                        use(fns)
-                        try:
-                            pred.grad = None
-                            loss = loss_fn(pred, labels)
-                            loss.backward()
-                        finally:
-                            use(fixed)
-                        return loss.detach(), pred.grad
+            def step(loss_fn=loss_fn, pred=pred, fns=fns, labels=labels):
+                use(fns)
+                try:
+                    pred.grad = None
+                    loss = loss_fn(pred, labels)
+                    loss.backward()
+                finally:
+                    use(fixed)
+                return loss.detach(), pred.grad
 
-                    results[name] = step()  # (fills the ground-truth cache)
-                    step()
-                    steps[name] = step
-                times = {name: [] for name in steps}
-                for _ in range(args.repeat):
-                    for name, step in steps.items():
-                        t0 = time.perf_counter()
-                        step()
-                        if device.type == "cuda":
-                            torch.cuda.synchronize()
-                        times[name].append((time.perf_counter() - t0) * 1000.0)
-                med = {name: statistics.median(t) for name, t in times.items()}
-                row = {
-                    "batch": B,
-                    "prediction": kind,
-                    "gt": "cached" if cached else "uncached",
-                    "fixed_ms": med["fixed"],
-                    "compacted_ms": med["compacted"],
-                    "identical": all(
-                        torch.equal(a, b)
-                        for a, b in zip(results["fixed"], results["compacted"], strict=True)
-                    ),
-                }
-                rows.append(row)
-                print(
-                    f"B={B} {kind:9s} GT {row['gt']:8s} fixed-size {med['fixed']:9.1f} ms  "
-                    f"compacted {med['compacted']:9.1f} ms  ratio "
-                    f"{med['fixed'] / med['compacted']:.2f}  identical {row['identical']}"
-                )
+            results[name] = step()  # (fills the ground-truth cache)
+            step()
+            steps[name] = step
+        times = {name: [] for name in steps}
+        for _ in range(args.repeat):
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        row = {
+            "batch": B,
+            "prediction": kind,
+            "gt": "cached" if cached else "uncached",
+            "fixed_ms": med["fixed"],
+            "compacted_ms": med["compacted"],
+            "identical": all(
+                torch.equal(a, b)
+                for a, b in zip(results["fixed"], results["compacted"], strict=True)
+            ),
+        }
+        rows.append(row)
+        print(
+            f"B={B} {kind:9s} GT {row['gt']:8s} fixed-size {med['fixed']:9.1f} ms  "
+            f"compacted {med['compacted']:9.1f} ms  ratio "
+            f"{med['fixed'] / med['compacted']:.2f}  identical {row['identical']}"
+        )
     return {"machine": machine(), "args": vars(args), "compare_compact": rows}
 
 
@@ -529,39 +536,34 @@ def main(argv=None) -> int:
         save(compare_compact(args, grid, cams, device), args.json)
         return 0
     results = {"machine": machine(), "args": vars(args), "rows": []}
-    gen = torch.Generator().manual_seed(0)
-    for B in args.batch:
-        labels = synthetic_labels(grid, B, args.classes, gen).to(device)
-        for kind in args.kinds:
-            logits = predictions(labels.cpu(), args.classes, kind, gen).to(device)
-            for cached in (True, False):
-                loss_fn = make_loss(cams, grid, args, cached, device)
-                pred = logits.clone().requires_grad_()
+    for B, kind, cached, labels, logits in cases(args, grid, device):
+        loss_fn = make_loss(cams, grid, args, cached, device)
+        pred = logits.clone().requires_grad_()
 
-                def step(loss_fn=loss_fn, pred=pred, labels=labels):
-                    pred.grad = None
-                    loss_fn(pred, labels).backward()
+        def step(loss_fn=loss_fn, pred=pred, labels=labels):
+            pred.grad = None
+            loss_fn(pred, labels).backward()
 
-                step()  # fills the ground-truth cache
-                timing = time_fn(step, device, warmup=1, repeat=args.repeat)
-                mem = peak_memory_mb(step, device)
-                kept = go.voxels_to_gaussians(logits, grid, empty_class=args.classes - 1)
-                row = {
-                    "batch": B,
-                    "prediction": kind,
-                    "gt": "cached" if cached else "uncached",
-                    "rendered_gaussians": kept.num_gaussians,
-                    "median_ms": timing["median_ms"],
-                    "min_ms": timing["min_ms"],
-                    "peak_mem_mb": mem,
-                }
-                results["rows"].append(row)
-                mem_text = "n/a (CPU)" if mem is None else f"{mem:.0f} MB"
-                print(
-                    f"B={B} {kind:9s} GT {row['gt']:8s} Gaussians/sample<={kept.num_gaussians:7d}"
-                    f"  fwd+bwd {timing['median_ms']:9.1f} ms (min {timing['min_ms']:.1f})"
-                    f"  peak extra memory {mem_text}"
-                )
+        step()  # fills the ground-truth cache
+        timing = time_fn(step, device, warmup=1, repeat=args.repeat)
+        mem = peak_memory_mb(step, device)
+        kept = go.voxels_to_gaussians(logits, grid, empty_class=args.classes - 1)
+        row = {
+            "batch": B,
+            "prediction": kind,
+            "gt": "cached" if cached else "uncached",
+            "rendered_gaussians": kept.num_gaussians,
+            "median_ms": timing["median_ms"],
+            "min_ms": timing["min_ms"],
+            "peak_mem_mb": mem,
+        }
+        results["rows"].append(row)
+        mem_text = "n/a (CPU)" if mem is None else f"{mem:.0f} MB"
+        print(
+            f"B={B} {kind:9s} GT {row['gt']:8s} Gaussians/sample<={kept.num_gaussians:7d}"
+            f"  fwd+bwd {timing['median_ms']:9.1f} ms (min {timing['min_ms']:.1f})"
+            f"  peak extra memory {mem_text}"
+        )
     save(results, args.json)
     return 0
 
